@@ -1,0 +1,24 @@
+#include "timers/clock.h"
+
+#include <time.h>
+
+namespace ioloop {
+namespace {
+
+class MonotonicClock final : public Clock {
+ public:
+  absl::Time Now() override {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return absl::UnixEpoch() + absl::DurationFromTimespec(ts);
+  }
+};
+
+}  // namespace
+
+Clock& RealClock() {
+  static MonotonicClock* const clock = new MonotonicClock();
+  return *clock;
+}
+
+}  // namespace ioloop

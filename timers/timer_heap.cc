@@ -1,0 +1,146 @@
+#include "timers/timer_heap.h"
+
+#include <limits>
+#include <utility>
+
+namespace ioloop {
+namespace {
+
+// Below this many slots an empty heap keeps its storage: releasing it would only make
+// the next Add() allocate again.
+constexpr size_t kRetainedSlots = 64;
+
+int64_t ToKey(absl::Time deadline) {
+  // Saturates: InfiniteFuture() sorts last, InfinitePast() first.
+  return absl::ToUnixNanos(deadline);
+}
+
+}  // namespace
+
+TimerHeap::Handle TimerHeap::Add(absl::Time deadline, Callback callback) {
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  const uint64_t sequence = next_sequence_++;
+  Slot& s = slots_[slot];
+  s.callback = std::move(callback);
+  s.sequence = sequence;
+  heap_.push_back(Node{ToKey(deadline), sequence, slot});
+  s.heap_index = static_cast<uint32_t>(heap_.size() - 1);
+  SiftUp(s.heap_index);
+  ++live_;
+  return Handle(slot, sequence);
+}
+
+bool TimerHeap::Cancel(Handle handle) {
+  if (handle.IsNull() || handle.slot_ >= slots_.size()) return false;
+  Slot& s = slots_[handle.slot_];
+  if (s.sequence != handle.sequence_) return false;
+  if (s.heap_index != kTaken) RemoveAt(s.heap_index);
+  FreeSlot(handle.slot_);
+  return true;
+}
+
+absl::Time TimerHeap::NextDeadline() const {
+  if (heap_.empty()) return absl::InfiniteFuture();
+  const int64_t key = heap_.front().deadline_ns;
+  if (key == std::numeric_limits<int64_t>::max()) return absl::InfiniteFuture();
+  if (key == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
+  return absl::FromUnixNanos(key);
+}
+
+size_t TimerHeap::TakeDue(absl::Time now) {
+  taken_.clear();
+  taken_next_ = 0;
+  const int64_t now_key = ToKey(now);
+  while (!heap_.empty() && heap_.front().deadline_ns <= now_key) {
+    const Node top = heap_.front();
+    RemoveAt(0);
+    slots_[top.slot].heap_index = kTaken;
+    taken_.push_back(Handle(top.slot, top.sequence));
+  }
+  return taken_.size();
+}
+
+bool TimerHeap::PopTaken(Callback& out) {
+  while (taken_next_ < taken_.size()) {
+    const Handle h = taken_[taken_next_++];
+    Slot& s = slots_[h.slot_];
+    if (s.sequence != h.sequence_) continue;  // Cancelled after TakeDue().
+    out = std::move(s.callback);
+    FreeSlot(h.slot_);
+    return true;
+  }
+  return false;
+}
+
+void TimerHeap::Place(uint32_t index, const Node& node) {
+  heap_[index] = node;
+  slots_[node.slot].heap_index = index;
+}
+
+void TimerHeap::SiftUp(uint32_t index) {
+  const Node node = heap_[index];
+  while (index > 0) {
+    const uint32_t parent = (index - 1) / 2;
+    if (!Before(node, heap_[parent])) break;
+    Place(index, heap_[parent]);
+    index = parent;
+  }
+  Place(index, node);
+}
+
+void TimerHeap::SiftDown(uint32_t index) {
+  const Node node = heap_[index];
+  const uint32_t size = static_cast<uint32_t>(heap_.size());
+  while (true) {
+    uint32_t child = 2 * index + 1;
+    if (child >= size) break;
+    if (child + 1 < size && Before(heap_[child + 1], heap_[child])) ++child;
+    if (!Before(heap_[child], node)) break;
+    Place(index, heap_[child]);
+    index = child;
+  }
+  Place(index, node);
+}
+
+void TimerHeap::RemoveAt(uint32_t index) {
+  const uint32_t last = static_cast<uint32_t>(heap_.size() - 1);
+  if (index != last) {
+    const Node moved = heap_[last];
+    heap_.pop_back();
+    Place(index, moved);
+    if (index > 0 && Before(moved, heap_[(index - 1) / 2])) {
+      SiftUp(index);
+    } else {
+      SiftDown(index);
+    }
+  } else {
+    heap_.pop_back();
+  }
+}
+
+void TimerHeap::FreeSlot(uint32_t slot) {
+  Slot& s = slots_[slot];
+  s.callback = nullptr;
+  s.sequence = 0;
+  --live_;
+  if (live_ == 0 && taken_next_ >= taken_.size() && slots_.size() > kRetainedSlots) {
+    // Empty: give the storage back. Sequences are never reused, so handles to the
+    // released slots stay harmless.
+    std::vector<Node>().swap(heap_);
+    std::vector<Slot>().swap(slots_);
+    std::vector<uint32_t>().swap(free_slots_);
+    std::vector<Handle>().swap(taken_);
+    taken_next_ = 0;
+    return;
+  }
+  free_slots_.push_back(slot);
+}
+
+}  // namespace ioloop
