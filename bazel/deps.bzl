@@ -152,7 +152,10 @@ def ioloop_deps():
         "com_github_libevent_libevent",
         probe = "/usr/include/event2/event.h",
         package_hint = "libevent-dev",
-        packages = {"": {"libevent": ["event"]}},
+        packages = {"": {
+            "libevent": ["event"],
+            "libevent_pthreads": ["event_pthreads", "event"],
+        }},
     )
     _maybe(
         system_library_repository,

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <limits>
 #include <system_error>
 #include <utility>
 
@@ -187,15 +188,28 @@ absl::Status IOLoop::RemoveHandler(int fd) {
 
 // --- Callbacks ----------------------------------------------------------------------
 
+// BindContext() attaches the active stack context to `callback`, if there is one.
+// With none active (the common case) it costs one thread-local load and no allocation.
+Callback IOLoop::BindContext(Callback&& callback) {
+  if (!StackContext::Active()) return std::move(callback);
+  return [context = StackContext::Capture(), callback = std::move(callback)]() mutable {
+    context.Run(callback);
+  };
+}
+
 void IOLoop::AddCallback(Callback callback) {
+  if (StackContext::Active()) callback = BindContext(std::move(callback));
   {
     std::lock_guard<std::mutex> lock(callbacks_mu_);
-    callbacks_.push_back({std::move(callback), StackContext::Capture()});
+    callbacks_.push_back(std::move(callback));
   }
   if (t_running_loop != this) WakeIfNeeded();
 }
 
 void IOLoop::WakeIfNeeded() {
+  // A plain load first: while a wake is pending, producers only read the flag's cache
+  // line instead of fighting over it.
+  if (wake_pending_.load(std::memory_order_relaxed)) return;
   if (!wake_pending_.exchange(true) && waker_) {
     wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
     waker_->Wake().IgnoreError();  // Fails only if the waker's fd was closed under us.
@@ -224,15 +238,27 @@ bool IOLoop::HasQueuedCallbacks() {
 // --- Timeouts -----------------------------------------------------------------------
 
 TimeoutHandle IOLoop::AddTimeout(absl::Time deadline, Callback callback) {
-  StackContext context = StackContext::Capture();
-  if (context.empty()) return timers_.Add(deadline, std::move(callback));
-  return timers_.Add(deadline, [context = std::move(context), callback = std::move(callback)]() mutable {
-    context.Run(callback);
-  });
+  return AddTimeoutNanos(absl::ToUnixNanos(deadline), std::move(callback));
 }
 
 TimeoutHandle IOLoop::AddTimeout(absl::Duration delay, Callback callback) {
-  return AddTimeout(clock_->Now() + delay, std::move(callback));
+  // Nanosecond integers on this path: absl::Time arithmetic costs more than the heap.
+  const int64_t now = clock_->NowNanos();
+  // ToInt64Nanoseconds() is inline only for non-negative durations; a negative delay
+  // (already due) takes the same fast path negated. Infinities saturate.
+  const int64_t delta = delay >= absl::ZeroDuration() ? absl::ToInt64Nanoseconds(delay)
+                        : delay == -absl::InfiniteDuration() ? std::numeric_limits<int64_t>::min()
+                                                             : -absl::ToInt64Nanoseconds(-delay);
+  int64_t deadline;
+  if (__builtin_add_overflow(now, delta, &deadline)) {
+    deadline = delta > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+  }
+  return AddTimeoutNanos(deadline, std::move(callback));
+}
+
+TimeoutHandle IOLoop::AddTimeoutNanos(int64_t deadline_ns, Callback&& callback) {
+  if (StackContext::Active()) return timers_.AddNanos(deadline_ns, BindContext(std::move(callback)));
+  return timers_.AddNanos(deadline_ns, std::move(callback));
 }
 
 void IOLoop::RemoveTimeout(TimeoutHandle handle) { timers_.Cancel(handle); }
@@ -291,8 +317,8 @@ void IOLoop::RunCallbacks() {
     std::lock_guard<std::mutex> lock(callbacks_mu_);
     running_callbacks_.swap(callbacks_);
   }
-  for (QueuedCallback& queued : running_callbacks_) {
-    RunGuarded(queued.context, queued.callback, /*from_handler=*/false);
+  for (Callback& callback : running_callbacks_) {
+    RunGuarded(StackContext(), callback, /*from_handler=*/false);
   }
   running_callbacks_.clear();
 
@@ -312,7 +338,7 @@ void IOLoop::RunCallbacks() {
 
 void IOLoop::RunDueTimeouts() {
   if (timers_.Empty()) return;
-  if (timers_.TakeDue(clock_->Now()) == 0) return;
+  if (!timers_.TakeDueNanos(clock_->NowNanos())) return;
   TimerHeap::Callback callback;
   while (timers_.PopTaken(callback)) {
     RunGuarded(StackContext(), callback, /*from_handler=*/false);
@@ -322,9 +348,10 @@ void IOLoop::RunDueTimeouts() {
 
 absl::Duration IOLoop::PollTimeout() {
   if (HasQueuedCallbacks()) return absl::ZeroDuration();
-  const absl::Time next = timers_.NextDeadline();
-  if (next == absl::InfiniteFuture()) return absl::InfiniteDuration();
-  return std::max(next - clock_->Now(), absl::ZeroDuration());
+  const int64_t next = timers_.NextDeadlineNanos();
+  if (next == std::numeric_limits<int64_t>::max()) return absl::InfiniteDuration();
+  const int64_t wait = next - clock_->NowNanos();
+  return wait > 0 ? absl::Nanoseconds(wait) : absl::ZeroDuration();
 }
 
 void IOLoop::Dispatch(uint64_t registrations_before_poll) {

@@ -224,12 +224,10 @@ class IOLoop {
     EventMask events;
     uint64_t registration;  // Orders registrations against collected events.
   };
-  struct QueuedCallback {
-    Callback callback;
-    StackContext context;
-  };
   class SignalQueue;
 
+  static Callback BindContext(Callback&& callback);
+  TimeoutHandle AddTimeoutNanos(int64_t deadline_ns, Callback&& callback);
   void RunIteration();
   void RunCallbacks();
   void RunDueTimeouts();
@@ -251,7 +249,7 @@ class IOLoop {
   TimerHeap timers_;
   std::vector<std::unique_ptr<HandlerEntry>> handlers_;  // Indexed by fd.
   std::vector<PollEvent> ready_;
-  std::vector<QueuedCallback> running_callbacks_;
+  std::vector<Callback> running_callbacks_;
   HandlerEntry* dispatching_ = nullptr;
   std::unique_ptr<HandlerEntry> retired_;  // The running handler, if it removed itself.
   uint64_t next_registration_ = 1;
@@ -261,7 +259,7 @@ class IOLoop {
 
   // Shared with other threads.
   std::mutex callbacks_mu_;
-  std::vector<QueuedCallback> callbacks_ ABSL_GUARDED_BY(callbacks_mu_);
+  std::vector<Callback> callbacks_ ABSL_GUARDED_BY(callbacks_mu_);
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};

@@ -13,32 +13,33 @@ Chain& Current() {
 using stack_context_internal::Chain;
 using stack_context_internal::Current;
 using stack_context_internal::Frame;
+using stack_context_internal::Swap;
 
 void StackContext::Dispatch(std::exception_ptr error) const {
   for (Frame* frame = chain_.get(); frame != nullptr; frame = frame->parent.get()) {
     // A handler runs with only the contexts outside it active, as in Tornado.
-    Chain saved = std::exchange(Current(), frame->parent);
+    Chain saved = Swap(frame->parent);
     bool handled = false;
     try {
       handled = frame->handler(error);
     } catch (...) {
       error = std::current_exception();  // A handler that throws passes the new error on.
     }
-    Current() = std::move(saved);
+    Swap(std::move(saved));
     if (handled) return;
   }
   throw UnhandledException(error);
 }
 
 ExceptionStackContext::ExceptionStackContext(ExceptionHandler handler) : saved_(Current()) {
-  Current() = std::make_shared<Frame>(Frame{std::move(handler), saved_});
+  Swap(std::make_shared<Frame>(Frame{std::move(handler), saved_}));
 }
 
-ExceptionStackContext::~ExceptionStackContext() { Current() = std::move(saved_); }
+ExceptionStackContext::~ExceptionStackContext() { Swap(std::move(saved_)); }
 
-NullContext::NullContext() : saved_(std::exchange(Current(), nullptr)) {}
+NullContext::NullContext() : saved_(Swap(nullptr)) {}
 
-NullContext::~NullContext() { Current() = std::move(saved_); }
+NullContext::~NullContext() { Swap(std::move(saved_)); }
 
 absl::AnyInvocable<void()> Wrap(absl::AnyInvocable<void()> callback) {
   return [context = StackContext::Capture(), callback = std::move(callback)]() mutable {

@@ -47,6 +47,14 @@ struct Frame {
 };
 using Chain = std::shared_ptr<Frame>;
 Chain& Current();
+// t_active mirrors Current() != nullptr in a trivially-destructible thread_local, so
+// Capture() costs one TLS load when no context is active (the common case).
+inline thread_local bool t_active = false;
+// Swap() makes `chain` current and returns the previous one.
+inline Chain Swap(Chain chain) {
+  t_active = chain != nullptr;
+  return std::exchange(Current(), std::move(chain));
+}
 }  // namespace stack_context_internal
 
 // UnhandledException carries an exception that every handler of a captured context
@@ -69,7 +77,13 @@ class StackContext {
   StackContext() = default;
 
   // Capture() snapshots the contexts active on this thread.
-  static StackContext Capture() { return StackContext(stack_context_internal::Current()); }
+  static StackContext Capture() {
+    if (!stack_context_internal::t_active) return StackContext();
+    return StackContext(stack_context_internal::Current());
+  }
+
+  // Active() is true when some context is active on this thread.
+  static bool Active() { return stack_context_internal::t_active; }
 
   // empty() is true when no context was active at capture.
   bool empty() const { return chain_ == nullptr; }
@@ -123,13 +137,10 @@ absl::AnyInvocable<void()> Wrap(absl::AnyInvocable<void()> callback);
 
 template <typename F>
 void StackContext::Run(F& f) const {
-  stack_context_internal::Chain& current = stack_context_internal::Current();
-  stack_context_internal::Chain saved = std::exchange(current, chain_);
   struct Restore {
-    stack_context_internal::Chain& current;
-    stack_context_internal::Chain& saved;
-    ~Restore() { current = std::move(saved); }
-  } restore{current, saved};
+    stack_context_internal::Chain saved;
+    ~Restore() { stack_context_internal::Swap(std::move(saved)); }
+  } restore{stack_context_internal::Swap(chain_)};
   try {
     f();
   } catch (const UnhandledException&) {

@@ -7,6 +7,8 @@
 #ifndef IOLOOP_TIMERS_CLOCK_H_
 #define IOLOOP_TIMERS_CLOCK_H_
 
+#include <cstdint>
+
 #include "absl/time/time.h"
 
 namespace ioloop {
@@ -21,6 +23,11 @@ class Clock {
 
   // Now() returns the current time. Successive calls never go backwards.
   virtual absl::Time Now() = 0;
+
+  // NowNanos() is Now() as nanoseconds since the Unix epoch (saturating), for the
+  // loop's per-timer path. Override it when the clock can answer without absl::Time
+  // arithmetic; the default converts Now().
+  virtual int64_t NowNanos() { return absl::ToUnixNanos(Now()); }
 };
 
 // RealClock() returns the process-wide monotonic clock (CLOCK_MONOTONIC).

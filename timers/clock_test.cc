@@ -15,6 +15,15 @@ TEST(RealClockTest, NeverGoesBackwards) {
   }
 }
 
+TEST(RealClockTest, NowNanosAgreesWithNow) {
+  Clock& clock = RealClock();
+  const int64_t before = absl::ToUnixNanos(clock.Now());
+  const int64_t nanos = clock.NowNanos();
+  const int64_t after = absl::ToUnixNanos(clock.Now());
+  EXPECT_LE(before, nanos);
+  EXPECT_LE(nanos, after);
+}
+
 TEST(RealClockTest, IsOneProcessWideInstance) { EXPECT_EQ(&RealClock(), &RealClock()); }
 
 }  // namespace

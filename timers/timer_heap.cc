@@ -18,6 +18,10 @@ int64_t ToKey(absl::Time deadline) {
 }  // namespace
 
 TimerHeap::Handle TimerHeap::Add(absl::Time deadline, Callback callback) {
+  return AddNanos(ToKey(deadline), std::move(callback));
+}
+
+TimerHeap::Handle TimerHeap::AddNanos(int64_t deadline_ns, Callback&& callback) {
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -25,14 +29,19 @@ TimerHeap::Handle TimerHeap::Add(absl::Time deadline, Callback callback) {
   } else {
     slot = static_cast<uint32_t>(slots_.size());
     slots_.emplace_back();
+    positions_.push_back(0);
   }
   const uint64_t sequence = next_sequence_++;
   Slot& s = slots_[slot];
   s.callback = std::move(callback);
   s.sequence = sequence;
-  heap_.push_back(Node{ToKey(deadline), sequence, slot});
-  s.heap_index = static_cast<uint32_t>(heap_.size() - 1);
-  SiftUp(s.heap_index);
+  if (in_batch_ && deadline_ns <= batch_now_) {
+    positions_[slot] = kDeferred | static_cast<uint32_t>(deferred_.size());
+    deferred_.push_back(Node{deadline_ns, sequence, slot});
+  } else {
+    heap_.push_back(Node{deadline_ns, sequence, slot});
+    SiftUp(static_cast<uint32_t>(heap_.size() - 1));
+  }
   ++live_;
   return Handle(slot, sequence);
 }
@@ -41,7 +50,15 @@ bool TimerHeap::Cancel(Handle handle) {
   if (handle.IsNull() || handle.slot_ >= slots_.size()) return false;
   Slot& s = slots_[handle.slot_];
   if (s.sequence != handle.sequence_) return false;
-  if (s.heap_index != kTaken) RemoveAt(s.heap_index);
+  const uint32_t position = positions_[handle.slot_];
+  if (position & kDeferred) {
+    const uint32_t index = position & ~kDeferred;
+    deferred_[index] = deferred_.back();
+    positions_[deferred_[index].slot] = kDeferred | index;
+    deferred_.pop_back();
+  } else {
+    RemoveAt(position);
+  }
   FreeSlot(handle.slot_);
   return true;
 }
@@ -54,34 +71,41 @@ absl::Time TimerHeap::NextDeadline() const {
   return absl::FromUnixNanos(key);
 }
 
-size_t TimerHeap::TakeDue(absl::Time now) {
-  taken_.clear();
-  taken_next_ = 0;
-  const int64_t now_key = ToKey(now);
-  while (!heap_.empty() && heap_.front().deadline_ns <= now_key) {
-    const Node top = heap_.front();
-    RemoveAt(0);
-    slots_[top.slot].heap_index = kTaken;
-    taken_.push_back(Handle(top.slot, top.sequence));
-  }
-  return taken_.size();
+bool TimerHeap::TakeDue(absl::Time now) { return TakeDueNanos(ToKey(now)); }
+
+bool TimerHeap::TakeDueNanos(int64_t now_ns) {
+  if (heap_.empty() || heap_.front().deadline_ns > now_ns) return false;
+  in_batch_ = true;
+  batch_now_ = now_ns;
+  return true;
 }
 
 bool TimerHeap::PopTaken(Callback& out) {
-  while (taken_next_ < taken_.size()) {
-    const Handle h = taken_[taken_next_++];
-    Slot& s = slots_[h.slot_];
-    if (s.sequence != h.sequence_) continue;  // Cancelled after TakeDue().
-    out = std::move(s.callback);
-    FreeSlot(h.slot_);
-    return true;
+  // Entries added since TakeDue() with a deadline inside the batch are in deferred_,
+  // so every due entry on the heap belongs to the batch.
+  if (!in_batch_ || heap_.empty() || heap_.front().deadline_ns > batch_now_) {
+    EndBatch();
+    return false;
   }
-  return false;
+  const uint32_t slot = heap_.front().slot;
+  RemoveAt(0);
+  out = std::move(slots_[slot].callback);
+  FreeSlot(slot);
+  return true;
+}
+
+void TimerHeap::EndBatch() {
+  in_batch_ = false;
+  for (const Node& node : deferred_) {
+    heap_.push_back(node);
+    SiftUp(static_cast<uint32_t>(heap_.size() - 1));
+  }
+  deferred_.clear();
 }
 
 void TimerHeap::Place(uint32_t index, const Node& node) {
   heap_[index] = node;
-  slots_[node.slot].heap_index = index;
+  positions_[node.slot] = index;
 }
 
 void TimerHeap::SiftUp(uint32_t index) {
@@ -130,14 +154,14 @@ void TimerHeap::FreeSlot(uint32_t slot) {
   s.callback = nullptr;
   s.sequence = 0;
   --live_;
-  if (live_ == 0 && taken_next_ >= taken_.size() && slots_.size() > kRetainedSlots) {
+  if (live_ == 0 && slots_.size() > kRetainedSlots) {
     // Empty: give the storage back. Sequences are never reused, so handles to the
     // released slots stay harmless.
     std::vector<Node>().swap(heap_);
     std::vector<Slot>().swap(slots_);
+    std::vector<uint32_t>().swap(positions_);
     std::vector<uint32_t>().swap(free_slots_);
-    std::vector<Handle>().swap(taken_);
-    taken_next_ = 0;
+    std::vector<Node>().swap(deferred_);
     return;
   }
   free_slots_.push_back(slot);

@@ -11,8 +11,11 @@
 //   TimerHeap::Callback cb;
 //   while (heap.PopTaken(cb)) cb();              // skips entries cancelled meanwhile
 //
-// Entries added while a taken batch runs are never part of that batch, even with a
-// deadline in the past: they wait for the next TakeDue().
+// The batch is every entry due at `now` when TakeDue() was called. Entries added
+// while it runs are never part of it, even with a deadline in the past: those are
+// held aside and join the heap when the batch ends, so they run after the next
+// TakeDue(). Entries are popped from the heap as the batch runs; no copy of the batch
+// is made.
 //
 // Thread-safety: none; one thread owns a TimerHeap.
 
@@ -55,25 +58,35 @@ class TimerHeap {
   // Add() schedules `callback` for `deadline` and returns its handle. O(log n).
   Handle Add(absl::Time deadline, Callback callback);
 
+  // AddNanos() is Add() with the deadline in nanoseconds since the Unix epoch
+  // (INT64_MAX: never). The loop's hot path; it moves from `callback`.
+  Handle AddNanos(int64_t deadline_ns, Callback&& callback);
+
   // Cancel() removes the entry named by `handle` and destroys its callback. Returns
-  // true if it was pending (queued, or taken by TakeDue() but not yet popped); false
-  // for a fired, cancelled or null handle, which is not an error. O(log n).
+  // true if it was pending (including due in the current batch but not yet popped);
+  // false for a fired, cancelled or null handle, which is not an error. O(log n).
   bool Cancel(Handle handle);
 
   // NextDeadline() is the earliest queued deadline, or absl::InfiniteFuture() when no
-  // entry is queued. Entries taken by TakeDue() do not count.
+  // entry is queued. Meaningful between batches.
   absl::Time NextDeadline() const;
 
-  // TakeDue() moves every queued entry whose deadline is at or before `now` into the
-  // taken batch, in (deadline, insertion) order, and returns how many it moved. Call it
-  // only when the previous batch has been popped to the end.
-  size_t TakeDue(absl::Time now);
+  // TakeDue() starts a batch of every entry whose deadline is at or before `now`, to
+  // be popped in (deadline, insertion) order; returns whether any is due. Call it only
+  // when the previous batch has been popped to the end.
+  bool TakeDue(absl::Time now);
+  bool TakeDueNanos(int64_t now_ns);
 
-  // PopTaken() moves the next still-pending callback of the taken batch into `out` and
-  // returns true; returns false once the batch is exhausted.
+  // NextDeadlineNanos() is NextDeadline() in nanoseconds (INT64_MAX when empty).
+  int64_t NextDeadlineNanos() const {
+    return heap_.empty() ? INT64_MAX : heap_.front().deadline_ns;
+  }
+
+  // PopTaken() moves the next still-pending callback of the batch into `out` and
+  // returns true; returns false once the batch is exhausted (which ends it).
   bool PopTaken(Callback& out);
 
-  // Size() counts pending entries: queued plus taken-but-not-popped.
+  // Size() counts pending entries.
   size_t Size() const { return live_; }
   bool Empty() const { return live_ == 0; }
 
@@ -82,7 +95,8 @@ class TimerHeap {
   size_t SlotCapacity() const { return slots_.capacity(); }
 
  private:
-  static constexpr uint32_t kTaken = UINT32_MAX;
+  // positions_ entries with this bit set index deferred_, not heap_.
+  static constexpr uint32_t kDeferred = 0x80000000u;
 
   struct Node {  // One heap position; compared without touching the slot.
     int64_t deadline_ns;
@@ -91,8 +105,7 @@ class TimerHeap {
   };
   struct Slot {
     Callback callback;
-    uint64_t sequence = 0;     // 0: free.
-    uint32_t heap_index = 0;   // kTaken once moved to the taken batch.
+    uint64_t sequence = 0;  // 0: free.
   };
 
   static bool Before(const Node& a, const Node& b) {
@@ -104,12 +117,20 @@ class TimerHeap {
   void Place(uint32_t index, const Node& node);
   void RemoveAt(uint32_t index);
   void FreeSlot(uint32_t slot);
+  void EndBatch();
 
   std::vector<Node> heap_;
   std::vector<Slot> slots_;
+  // positions_[slot]: the slot's index in heap_ (or in deferred_, with kDeferred).
+  // Apart from slots_ so that sifting, which rewrites positions on every level,
+  // touches 4 bytes per entry.
+  std::vector<uint32_t> positions_;
   std::vector<uint32_t> free_slots_;
-  std::vector<Handle> taken_;
-  size_t taken_next_ = 0;
+  // Entries added during a batch with a deadline inside it; they join heap_ when it
+  // ends.
+  std::vector<Node> deferred_;
+  bool in_batch_ = false;
+  int64_t batch_now_ = 0;
   size_t live_ = 0;
   uint64_t next_sequence_ = 1;
 };

@@ -107,12 +107,39 @@ TEST(TimerHeapTest, CancelFromInsideDueBatchSkipsTheCancelled) {
   });
   second = heap.Add(At(2), [&] { fired.push_back(2); });
   heap.Add(At(3), [&] { fired.push_back(3); });
-  EXPECT_EQ(heap.TakeDue(At(10)), 3u);
+  EXPECT_TRUE(heap.TakeDue(At(10)));
   EXPECT_EQ(heap.Size(), 3u);
   TimerHeap::Callback cb;
   while (heap.PopTaken(cb)) cb();
   EXPECT_EQ(fired, (std::vector<int>{1, 3}));
   EXPECT_TRUE(heap.Empty());
+}
+
+TEST(TimerHeapTest, NothingDueIsNoBatch) {
+  TimerHeap heap;
+  heap.Add(At(10), [] {});
+  EXPECT_FALSE(heap.TakeDue(At(9)));
+  TimerHeap::Callback cb;
+  EXPECT_FALSE(heap.PopTaken(cb));
+  EXPECT_EQ(heap.Size(), 1u);
+}
+
+TEST(TimerHeapTest, CancelOfEntryAddedDuringBatch) {
+  TimerHeap heap;
+  std::vector<int> fired;
+  TimerHeap::Handle late1, late2, late3;
+  heap.Add(At(1), [&] {
+    late1 = heap.Add(At(0), [&] { fired.push_back(10); });
+    late2 = heap.Add(At(0), [&] { fired.push_back(20); });
+    late3 = heap.Add(At(0), [&] { fired.push_back(30); });
+    EXPECT_TRUE(heap.Cancel(late1));  // Held aside: cancel must still find it.
+  });
+  EXPECT_EQ(RunDue(heap, At(5)), 1);
+  EXPECT_EQ(heap.Size(), 2u);
+  EXPECT_TRUE(heap.Cancel(late3));
+  EXPECT_EQ(RunDue(heap, At(5)), 1);
+  EXPECT_EQ(fired, (std::vector<int>{20}));
+  EXPECT_FALSE(heap.Cancel(late2));
 }
 
 TEST(TimerHeapTest, EntryAddedDuringBatchWaitsForNextTake) {

@@ -1,0 +1,29 @@
+// The benchmark adapter contract. Each implementation (ioloop, libevent, libuv, raw)
+// provides a class with exactly these members, so every workload in
+// bench/workloads.h is one template run unchanged against all four:
+//
+//   static constexpr const char* kName;
+//   template <class H> void WatchRead(int fd, H* h);   // h->OnReadable(fd), level-triggered
+//   void Unwatch(int fd);
+//   void InitTimers(size_t n);                         // untimed preparation
+//   void StartTimer(size_t i, int64_t delay_ns, Fn fn, void* arg);  // delay may be < 0
+//   void CancelTimer(size_t i);
+//   void Post(Fn fn, void* arg);                       // thread-safe
+//   void Run();                                        // until Stop()
+//   void Stop();                                       // from the loop thread
+//   void PollOnce();                                   // one non-blocking iteration
+//   int64_t WakeupsSent() const;                       // -1: not observable
+//
+// Timer resolution differs by library: libevent takes microseconds and libuv
+// milliseconds, so a negative delay (already due) becomes zero there.
+
+#ifndef IOLOOP_BENCH_ADAPTERS_ADAPTER_H_
+#define IOLOOP_BENCH_ADAPTERS_ADAPTER_H_
+
+namespace ioloop::bench {
+
+using Fn = void (*)(void*);
+
+}  // namespace ioloop::bench
+
+#endif  // IOLOOP_BENCH_ADAPTERS_ADAPTER_H_

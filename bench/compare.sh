@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# compare.sh: ioloop against raw epoll, libevent and libuv, side by side, in one run.
+#
+#   bash bench/compare.sh [REPS]        (default 5; from the repository root)
+#
+# Wall time: every (workload, implementation) pair runs in a fresh process, interleaved
+# (ioloop raw libevent libuv, ioloop raw libevent libuv, ...) REPS times; the table
+# shows median [min-max]. These 2-core machines are noisy, so it also counts, for W1,
+# W4 and W5, user-space instructions per operation (valgrind --tool=callgrind, which
+# is repeatable whatever else runs) and system calls per operation (strace -c -f,
+# taken as the difference between a run of 2X and a run of X operations, so set-up
+# cancels out). Results land in bench/results/ (table.md, raw data, chart.png).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+reps="${1:-5}"
+out="$root/bench/results"
+mkdir -p "$out"
+impls=(ioloop raw libevent libuv)
+
+need=()
+for tool in valgrind strace gnuplot python3; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [ ${#need[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${need[@]}" | sed 's/^gnuplot$/gnuplot-nox/' | tr '\n' ' ')
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "compare.sh: installing $pkgs"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+  else
+    echo "compare.sh: please install: $pkgs" >&2
+    exit 1
+  fi
+fi
+
+./bazelw build --config=opt //bench:loop_benchmark //bench:measure >/dev/null 2>&1 || {
+  ./bazelw build --config=opt //bench:loop_benchmark //bench:measure
+  exit 1
+}
+bin="$(./bazelw info --config=opt bazel-bin 2>/dev/null)/bench"
+
+# --- wall time -----------------------------------------------------------------
+rows=(
+  "W1_PipeChainDispatch/IMPL/100"
+  "W1_PipeChainDispatch/IMPL/1000"
+  "W1_PipeChainDispatch/IMPL/9900"
+  "W1_PipeChainSetup/IMPL/1000"
+  "W2_Timers/IMPL/1000000/0/iterations:3"
+  "W2_Timers/IMPL/1000000/1/iterations:3"
+  "W3_CancelChurn/IMPL/1000000/iterations:3"
+  "W4_CrossThread/IMPL/500000/iterations:3"
+  "W5_TcpEcho/IMPL/1000/iterations:1/real_time"
+)
+: >"$out/wall.jsonl"
+for rep in $(seq 1 "$reps"); do
+  for row in "${rows[@]}"; do
+    for impl in "${impls[@]}"; do
+      name="${row/IMPL/$impl}"
+      filter="^$(printf '%s' "$name" | sed 's/[][\/.*^$]/\\&/g')\$"
+      "$bin/loop_benchmark" --benchmark_filter="$filter" --benchmark_format=json 2>/dev/null |
+        python3 -c 'import json,sys; [print(json.dumps(b)) for b in json.load(sys.stdin)["benchmarks"]]' \
+        >>"$out/wall.jsonl"
+    done
+  done
+  echo "compare.sh: wall-time repetition $rep/$reps done"
+done
+
+# W3's peak RSS, each implementation in a fresh process doing only W3.
+: >"$out/rss.txt"
+for rep in $(seq 1 "$reps"); do
+  for impl in "${impls[@]}"; do
+    "$bin/measure" --impl="$impl" --workload=w3 --ops=1000000 >>"$out/rss.txt"
+  done
+done
+
+# --- instructions (callgrind) and system calls (strace) --------------------------
+callgrind_ir() {  # prints the instructions collected between the measure's toggles
+  local log
+  log=$(mktemp)
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null "$@" 2>"$log" >/dev/null
+  sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log"
+  rm -f "$log"
+}
+syscalls() {  # prints "total epoll_ctl" system calls of a whole run
+  local log
+  log=$(mktemp)
+  strace -f -c -o "$log" "$@" >/dev/null 2>&1
+  python3 - "$log" <<'PY'
+import sys
+total = ctl = 0
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] not in ("total",):
+        calls = int(parts[3])
+        total += calls
+        if parts[-1] == "epoll_ctl":
+            ctl += calls
+print(total, ctl)
+PY
+  rm -f "$log"
+}
+w5_server() {  # $1 impl, $2 wrapper...: runs the W5 server under a wrapper with the shared client
+  local impl="$1"; shift
+  local fifo log
+  log=$(mktemp)
+  "$@" "$bin/measure" --impl="$impl" --workload=w5server --n=50 >"$log" 2>/dev/null &
+  local pid=$!
+  for _ in $(seq 1 3000); do grep -q '^port=' "$log" && break; sleep 0.01; done
+  local port
+  port=$(sed -n 's/^port=//p' "$log")
+  "$bin/measure" --workload=w5client --port="$port" --n=50 --ms=2000 >/dev/null
+  wait "$pid"
+  sed -n 's/.* ops=\([0-9]*\).*/\1/p' "$log"
+  rm -f "$log"
+}
+
+: >"$out/counts.txt"
+for impl in "${impls[@]}"; do
+  ir=$(callgrind_ir "$bin/measure" --impl="$impl" --workload=w1 --n=1000 --ops=20000)
+  echo "$impl w1 instructions_per_op $(python3 -c "print($ir/20000)")" >>"$out/counts.txt"
+  read -r s1 c1 < <(syscalls "$bin/measure" --impl="$impl" --workload=w1 --n=1000 --ops=20000)
+  read -r s2 _ < <(syscalls "$bin/measure" --impl="$impl" --workload=w1 --n=1000 --ops=40000)
+  echo "$impl w1 syscalls_per_op $(python3 -c "print(($s2-$s1)/20000)")" >>"$out/counts.txt"
+  echo "$impl w1 epoll_ctl_per_registration $(python3 -c "print($c1/1000)")" >>"$out/counts.txt"
+
+  ir=$(callgrind_ir "$bin/measure" --impl="$impl" --workload=w4 --ops=200000)
+  echo "$impl w4 instructions_per_op $(python3 -c "print($ir/200000)")" >>"$out/counts.txt"
+  read -r s1 _ < <(syscalls "$bin/measure" --impl="$impl" --workload=w4 --ops=100000)
+  read -r s2 _ < <(syscalls "$bin/measure" --impl="$impl" --workload=w4 --ops=200000)
+  echo "$impl w4 syscalls_per_op $(python3 -c "print(($s2-$s1)/100000)")" >>"$out/counts.txt"
+
+  log=$(mktemp)
+  ops=$(w5_server "$impl" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null --log-file="$log")
+  ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
+  echo "$impl w5 instructions_per_op $(python3 -c "print($ir/max($ops,1))")" >>"$out/counts.txt"
+  ops=$(w5_server "$impl" strace -f -c -o "$log")
+  s=$(python3 -c "
+import sys
+t=0
+for l in open('$log'):
+    p=l.split()
+    if len(p)>=5 and p[0][0].isdigit(): t+=int(p[3])
+print(t)")
+  echo "$impl w5 syscalls_per_op $(python3 -c "print($s/max($ops,1))")" >>"$out/counts.txt"
+  rm -f "$log"
+  echo "compare.sh: instruction and system-call counts for $impl done"
+done
+
+python3 "$root/bench/make_table.py" "$out" "$reps" >"$out/table.md"
+gnuplot -e "outdir='$out'" "$root/bench/chart.gp"
+cat "$out/table.md"
+echo
+echo "compare.sh: table in bench/results/table.md, chart in bench/results/chart.png"

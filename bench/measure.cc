@@ -1,0 +1,125 @@
+// measure: runs one workload once against one implementation, in a fresh process,
+// with callgrind's instrumentation switched on only around the measured part. It is
+// what bench/compare.sh runs under `valgrind --tool=callgrind` (instructions) and
+// `strace -c -f` (system calls).
+//
+//   measure --impl=ioloop|raw|libevent|libuv --workload=w1|w2a|w2b|w3|w4|w5server|w5client
+//           [--n=...] [--ops=...] [--port=...] [--ms=...]
+//
+// Prints one line of key=value pairs, including ops=<operations measured>.
+
+#include <valgrind/callgrind.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "bench/adapters/ioloop_adapter.h"
+#include "bench/adapters/libevent_adapter.h"
+#include "bench/adapters/libuv_adapter.h"
+#include "bench/adapters/raw_adapter.h"
+#include "bench/workloads.h"
+
+namespace ioloop::bench {
+namespace {
+
+struct Args {
+  std::string impl = "ioloop";
+  std::string workload = "w1";
+  long n = 1000;
+  long ops = 20000;
+  int port = 0;
+  long ms = 1000;
+};
+
+template <class Loop>
+int RunWorkload(const Args& a) {
+  if (a.workload == "w1") {
+    Loop loop;
+    PipeChain<Loop> chain(loop, static_cast<int>(a.n), 100);
+    chain.WatchAll();
+    chain.Seed();
+    chain.Run(1000);  // Warm up outside the measured part.
+    CALLGRIND_START_INSTRUMENTATION;
+    const uint64_t events = chain.Run(static_cast<uint64_t>(a.ops));
+    CALLGRIND_STOP_INSTRUMENTATION;
+    if (chain.DrainTokens() != 100) Fail("W1: tokens lost");
+    std::printf("impl=%s workload=w1 n=%ld ops=%llu\n", Loop::kName, a.n, static_cast<unsigned long long>(events));
+  } else if (a.workload == "w4") {
+    Loop loop;
+    const int per_thread = static_cast<int>(a.ops / CrossThread<Loop>::kThreads);
+    const int64_t wakeups_before = loop.WakeupsSent();
+    CALLGRIND_START_INSTRUMENTATION;
+    CrossThread<Loop>::Run(loop, per_thread);
+    CALLGRIND_STOP_INSTRUMENTATION;
+    const int64_t wakeups = loop.WakeupsSent() < 0 ? -1 : loop.WakeupsSent() - wakeups_before;
+    std::printf("impl=%s workload=w4 ops=%d wakeups=%lld\n", Loop::kName, per_thread * CrossThread<Loop>::kThreads,
+                static_cast<long long>(wakeups));
+  } else if (a.workload == "w2a" || a.workload == "w2b" || a.workload == "w3") {
+    Loop loop;
+    TimerStorm<Loop> storm(loop, static_cast<size_t>(a.ops));
+    CALLGRIND_START_INSTRUMENTATION;
+    if (a.workload == "w3") {
+      storm.AddRemoveChurn();
+    } else {
+      storm.ScheduleAndFire(a.workload == "w2a", 1);
+    }
+    CALLGRIND_STOP_INSTRUMENTATION;
+    std::printf("impl=%s workload=%s ops=%ld peak_rss_kb=%ld\n", Loop::kName, a.workload.c_str(), a.ops,
+                PeakRssKb());
+  } else if (a.workload == "w5server") {
+    Loop loop;
+    EchoServerWorkload<Loop> server(loop);
+    std::printf("port=%d\n", server.port());
+    std::fflush(stdout);
+    CALLGRIND_START_INSTRUMENTATION;
+    const int64_t cpu0 = ThreadCpuNanos();
+    server.ServeUntilAllClosed(static_cast<int>(a.n));
+    const int64_t cpu = ThreadCpuNanos() - cpu0;
+    CALLGRIND_STOP_INSTRUMENTATION;
+    std::printf("impl=%s workload=w5server ops=%llu server_cpu_ns=%lld\n", Loop::kName,
+                static_cast<unsigned long long>(server.messages()), static_cast<long long>(cpu));
+  } else {
+    std::fprintf(stderr, "measure: unknown workload %s\n", a.workload.c_str());
+    return 2;
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const char* arg = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      const size_t n = std::strlen(name);
+      return std::strncmp(arg, name, n) == 0 && arg[n] == '=' ? arg + n + 1 : nullptr;
+    };
+    if (const char* v = value("--impl")) a.impl = v;
+    else if (const char* v = value("--workload")) a.workload = v;
+    else if (const char* v = value("--n")) a.n = std::atol(v);
+    else if (const char* v = value("--ops")) a.ops = std::atol(v);
+    else if (const char* v = value("--port")) a.port = std::atoi(v);
+    else if (const char* v = value("--ms")) a.ms = std::atol(v);
+    else {
+      std::fprintf(stderr, "measure: unknown argument %s\n", arg);
+      return 2;
+    }
+  }
+  if (a.workload == "w5client") {
+    const uint64_t rt = EchoClient(a.port, static_cast<int>(a.n), std::chrono::milliseconds(a.ms));
+    std::printf("workload=w5client round_trips=%llu\n", static_cast<unsigned long long>(rt));
+    return 0;
+  }
+  if (a.impl == "ioloop") return RunWorkload<IOLoopAdapter>(a);
+  if (a.impl == "raw") return RunWorkload<RawAdapter>(a);
+  if (a.impl == "libevent") return RunWorkload<LibeventAdapter>(a);
+  if (a.impl == "libuv") return RunWorkload<LibuvAdapter>(a);
+  std::fprintf(stderr, "measure: unknown impl %s\n", a.impl.c_str());
+  return 2;
+}
+
+}  // namespace
+}  // namespace ioloop::bench
+
+int main(int argc, char** argv) { return ioloop::bench::Main(argc, argv); }
