@@ -58,7 +58,7 @@ void W2_Timers(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
   const bool already_due = state.range(1) == 0;
   Loop loop;
-  TimerStorm<Loop> storm(loop, n);
+  TimerStorm<Loop> storm(loop, n, n);
   uint64_t seed = 1;
   for (auto _ : state) storm.ScheduleAndFire(already_due, seed++);
   state.counters["ns_per_timer"] = benchmark::Counter(
@@ -69,7 +69,7 @@ template <class Loop>
 void W3_CancelChurn(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
   Loop loop;
-  TimerStorm<Loop> storm(loop, n);
+  TimerStorm<Loop> storm(loop, n, 1);
   for (auto _ : state) storm.AddRemoveChurn();
   state.counters["ns_per_op"] = benchmark::Counter(
       static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);

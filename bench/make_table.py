@@ -28,7 +28,9 @@ for line in open(f"{out}/wall.jsonl"):
     name = b["name"]
     for key, value in b.items():
         if isinstance(value, (int, float)):
-            samples[(name, key)].append(float(value))
+            # Google Benchmark reports inverted-rate counters in seconds.
+            scale = 1e9 if key.startswith("ns_per") else 1.0
+            samples[(name, key)].append(float(value) * scale)
     if name.startswith("W4_CrossThread"):
         # Wall-clock time per callback (the loop thread waits on producers).
         calls = 2 * 500000 * b["iterations"]
@@ -37,7 +39,13 @@ for line in open(f"{out}/wall.jsonl"):
 
 
 def fmt(v):
-    return f"{v:,.0f}" if v >= 100 else f"{v:,.2f}" if v < 10 else f"{v:,.1f}"
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:,.1f}"
+    if v >= 0.01 or v == 0:
+        return f"{v:,.2f}"
+    return f"{v:.2g}"
 
 
 def cell(values):
@@ -56,8 +64,6 @@ for label, pattern, counter, unit, _ in ROWS:
     for impl in IMPLS:
         key = (pattern.format(impl), counter)
         values = samples.get(key, [])
-        if counter.startswith("ns_per") or counter == "server_cpu_ns_per_rt":
-            pass
         text, m = cell(values)
         cells.append(text)
         medians[impl] = m

@@ -58,7 +58,7 @@ int RunWorkload(const Args& a) {
                 static_cast<long long>(wakeups));
   } else if (a.workload == "w2a" || a.workload == "w2b" || a.workload == "w3") {
     Loop loop;
-    TimerStorm<Loop> storm(loop, static_cast<size_t>(a.ops));
+    TimerStorm<Loop> storm(loop, static_cast<size_t>(a.ops), a.workload == "w3" ? 1 : static_cast<size_t>(a.ops));
     CALLGRIND_START_INSTRUMENTATION;
     if (a.workload == "w3") {
       storm.AddRemoveChurn();

@@ -129,7 +129,8 @@ class PipeChain {
 template <class Loop>
 class TimerStorm {
  public:
-  explicit TimerStorm(Loop& loop, size_t n) : loop_(loop), n_(n) { loop_.InitTimers(n); }
+  // `slots`: timer objects to prepare (W2 needs n, W3 reuses one).
+  TimerStorm(Loop& loop, size_t n, size_t slots) : loop_(loop), n_(n) { loop_.InitTimers(slots); }
 
   // W2 (a): n distinct deadlines already due. (b): random deadlines in the next 50 ms.
   // Schedules all, runs until all fired; verifies each fired exactly once.

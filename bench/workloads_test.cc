@@ -41,14 +41,14 @@ TYPED_TEST(WorkloadsTest, PipeChainSetupAndTeardown) {
 
 TYPED_TEST(WorkloadsTest, TimersFireExactlyOnce) {
   TypeParam loop;
-  TimerStorm<TypeParam> storm(loop, 2000);
+  TimerStorm<TypeParam> storm(loop, 2000, 2000);
   storm.ScheduleAndFire(/*already_due=*/true, 1);
   storm.ScheduleAndFire(/*already_due=*/false, 2);  // Up to 50 ms of real waiting.
 }
 
 TYPED_TEST(WorkloadsTest, CancelChurnNeverFires) {
   TypeParam loop;
-  TimerStorm<TypeParam> storm(loop, 20000);
+  TimerStorm<TypeParam> storm(loop, 20000, 1);
   storm.AddRemoveChurn();
 }
 

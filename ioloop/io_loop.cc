@@ -356,21 +356,32 @@ absl::Duration IOLoop::PollTimeout() {
 
 void IOLoop::Dispatch(uint64_t registrations_before_poll) {
   for (const PollEvent& event : ready_) {
-    if (event.fd == waker_fd_) {
+    const int fd = event.fd;
+    if (fd == waker_fd_) {
       waker_->Consume();
       wake_pending_.store(false);
       continue;
     }
-    if (static_cast<size_t>(event.fd) >= handlers_.size()) continue;
-    HandlerEntry* entry = handlers_[event.fd].get();
+    if (static_cast<size_t>(fd) >= handlers_.size()) continue;
+    HandlerEntry* entry = handlers_[fd].get();
     // No handler (removed earlier in this batch), or one registered after these events
     // were collected (the fd number was closed and reused): the events are not its.
     if (entry == nullptr || entry->registration >= registrations_before_poll) continue;
     dispatching_ = entry;
-    auto call = [entry, &event] { entry->handler(event.fd, event.events); };
-    RunGuarded(entry->context, call, /*from_handler=*/true);
+    if (entry->context.empty()) {
+      try {
+        entry->handler(fd, event.events);
+      } catch (const UnhandledException& unhandled) {
+        ReportException(unhandled.error(), /*from_handler=*/true);
+      } catch (...) {
+        ReportException(std::current_exception(), /*from_handler=*/true);
+      }
+    } else {
+      auto call = [entry, &event] { entry->handler(event.fd, event.events); };
+      RunGuarded(entry->context, call, /*from_handler=*/true);
+    }
     dispatching_ = nullptr;
-    retired_.reset();
+    if (retired_ != nullptr) retired_.reset();
   }
 }
 

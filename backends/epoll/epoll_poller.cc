@@ -69,11 +69,17 @@ class EpollPoller final : public Poller {
       if (errno == EINTR) return absl::OkStatus();
       return backend_internal::ErrnoStatus(errno, kName, "epoll_wait", epoll_fd_);
     }
+    ready.reserve(ready.size() + static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
       const int fd = batch_[i].data.fd;
-      if (!table_.Contains(fd)) continue;  // A dup'd description outliving its fd.
-      ready.push_back({fd, backend_internal::WithWatchedOnError(FromEpoll(batch_[i].events),
-                                                                table_.Get(fd))});
+      const uint32_t registered = table_.Lookup(fd);
+      if (registered == FdTable::kNotRegistered) continue;  // A dup'd description outliving its fd.
+      const uint32_t e = batch_[i].events;
+      // The common case, plain readiness without error or hang-up, skips the mapping.
+      const EventMask m = e == EPOLLIN    ? kRead
+                          : e == EPOLLOUT ? kWrite
+                                          : backend_internal::WithWatchedOnError(FromEpoll(e), registered);
+      ready.push_back({fd, m});
     }
     if (static_cast<size_t>(n) == batch_.size() && batch_.size() < kMaxBatch &&
         batch_.size() < table_.count()) {

@@ -54,6 +54,13 @@ class FdTable {
     return static_cast<size_t>(fd) < masks_.size() && (masks_[fd] & kRegistered);
   }
   EventMask Get(int fd) const { return masks_[fd] & ~kRegistered; }
+  // Lookup() is Contains() and Get() in one load: the mask, or kNotRegistered.
+  static constexpr uint32_t kNotRegistered = 0xffffffffu;
+  uint32_t Lookup(int fd) const {
+    if (static_cast<size_t>(fd) >= masks_.size()) return kNotRegistered;
+    const uint32_t m = masks_[fd];
+    return (m & kRegistered) ? (m & ~kRegistered) : kNotRegistered;
+  }
   void Set(int fd, EventMask events) {
     if (static_cast<size_t>(fd) >= masks_.size()) masks_.resize(fd + 1, 0);
     if (!(masks_[fd] & kRegistered)) ++count_;
