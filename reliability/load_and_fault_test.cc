@@ -209,6 +209,20 @@ class CountingLoop : public IOLoop {
   void HandleCallbackException(std::exception_ptr) override { exceptions.fetch_add(1); }
 };
 
+// Stops `loop` once `done` is set, checking every 5 ms (a copyable callable, so it can
+// re-schedule itself without owning itself).
+struct StopWhenDone {
+  IOLoop* loop;
+  std::atomic<bool>* done;
+  void operator()() const {
+    if (done->load()) {
+      loop->Stop();
+    } else {
+      loop->AddTimeout(absl::Milliseconds(5), *this);
+    }
+  }
+};
+
 // Eight threads flood AddCallback while the loop serves I/O; some callbacks throw.
 TEST(LoadTest, EightThreadsOfCallbacksWhileServingEveryOneRunsOnce) {
   CountingLoop loop;
@@ -237,17 +251,7 @@ TEST(LoadTest, EightThreadsOfCallbacksWhileServingEveryOneRunsOnce) {
       if (producers_left.fetch_sub(1) == 1) {
         // Queued after every other callback of every thread; stops once the client
         // is done too.
-        loop.AddCallback([&] {
-          auto stop_when_client_done = std::make_shared<std::function<void()>>();
-          *stop_when_client_done = [&, stop_when_client_done] {
-            if (client_done.load()) {
-              loop.Stop();
-            } else {
-              loop.AddTimeout(absl::Milliseconds(5), [stop_when_client_done] { (*stop_when_client_done)(); });
-            }
-          };
-          (*stop_when_client_done)();
-        });
+        loop.AddCallback(StopWhenDone{&loop, &client_done});
       }
     });
   }

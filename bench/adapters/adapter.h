@@ -20,9 +20,45 @@
 #ifndef IOLOOP_BENCH_ADAPTERS_ADAPTER_H_
 #define IOLOOP_BENCH_ADAPTERS_ADAPTER_H_
 
+#include <mutex>
+#include <vector>
+
 namespace ioloop::bench {
 
 using Fn = void (*)(void*);
+
+// PostQueue: the mutex-guarded callback queue the libevent, libuv and raw adapters
+// use for Post() (ioloop has its own, AddCallback). Push() says whether the queue was
+// empty; RunAll() swaps it out and runs it on the loop thread.
+class PostQueue {
+ public:
+  bool Push(Fn fn, void* arg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    posted_.push_back({fn, arg});
+    return posted_.size() == 1;
+  }
+  void RunAll() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_.swap(posted_);
+    }
+    for (const Entry& e : running_) e.fn(e.arg);
+    running_.clear();
+  }
+  bool Empty() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return posted_.empty();
+  }
+
+ private:
+  struct Entry {
+    Fn fn;
+    void* arg;
+  };
+  std::mutex mu_;
+  std::vector<Entry> posted_;
+  std::vector<Entry> running_;
+};
 
 }  // namespace ioloop::bench
 

@@ -63,10 +63,7 @@ class LibeventAdapter {
   void CancelTimer(size_t i) { event_del(&timers_[i]); }
 
   void Post(Fn fn, void* arg) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      posted_.push_back({fn, arg});
-    }
+    posted_.Push(fn, arg);
     event_active(post_event_, EV_READ, 0);
   }
 
@@ -89,13 +86,7 @@ class LibeventAdapter {
     s->fn(s->arg);
   }
   static void OnPosted(evutil_socket_t, short, void* self) {
-    auto* a = static_cast<LibeventAdapter*>(self);
-    {
-      std::lock_guard<std::mutex> lock(a->mu_);
-      a->running_.swap(a->posted_);
-    }
-    for (const Slot& s : a->running_) s.fn(s.arg);
-    a->running_.clear();
+    static_cast<LibeventAdapter*>(self)->posted_.RunAll();
   }
 
   event_base* base_;
@@ -103,9 +94,7 @@ class LibeventAdapter {
   std::vector<event*> watchers_;
   std::vector<event> timers_;
   std::vector<Slot> slots_;
-  std::mutex mu_;
-  std::vector<Slot> posted_;
-  std::vector<Slot> running_;
+  PostQueue posted_;
 };
 
 }  // namespace ioloop::bench

@@ -67,11 +67,8 @@ class LibuvAdapter {
   void CancelTimer(size_t i) { uv_timer_stop(&timers_[i]); }
 
   void Post(Fn fn, void* arg) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      posted_.push_back({fn, arg});
-    }
-    uv_async_send(&async_);
+    posted_.Push(fn, arg);
+    uv_async_send(&async_);  // Coalesces by itself.
   }
 
   void Run() {
@@ -100,15 +97,7 @@ class LibuvAdapter {
     Slot* s = static_cast<Slot*>(t->data);
     s->fn(s->arg);
   }
-  static void OnAsync(uv_async_t* a) {
-    auto* self = static_cast<LibuvAdapter*>(a->data);
-    {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      self->running_.swap(self->posted_);
-    }
-    for (const Slot& s : self->running_) s.fn(s.arg);
-    self->running_.clear();
-  }
+  static void OnAsync(uv_async_t* a) { static_cast<LibuvAdapter*>(a->data)->posted_.RunAll(); }
   static void FreePoll(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
 
   uv_loop_t loop_;
@@ -117,9 +106,7 @@ class LibuvAdapter {
   std::vector<std::unique_ptr<uv_poll_t>> polls_;
   std::vector<uv_timer_t> timers_;
   std::vector<Slot> slots_;
-  std::mutex mu_;
-  std::vector<Slot> posted_;
-  std::vector<Slot> running_;
+  PostQueue posted_;
 };
 
 }  // namespace ioloop::bench

@@ -72,10 +72,7 @@ class RawAdapter {
   }
 
   void Post(Fn fn, void* arg) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      posted_.push_back({fn, arg});
-    }
+    posted_.Push(fn, arg);
     if (!pending_.exchange(true)) {
       wakeups_.fetch_add(1, std::memory_order_relaxed);
       const uint64_t one = 1;
@@ -109,11 +106,6 @@ class RawAdapter {
       return deadline < o.deadline || (deadline == o.deadline && seq < o.seq);
     }
   };
-  struct Slot {
-    Fn fn;
-    void* arg;
-  };
-
   template <class H>
   static void Readable(void* h, int fd) {
     static_cast<H*>(h)->OnReadable(fd);
@@ -146,12 +138,7 @@ class RawAdapter {
   }
 
   void Iterate(bool block) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      running_.swap(posted_);
-    }
-    for (const Slot& s : running_) s.fn(s.arg);
-    running_.clear();
+    posted_.RunAll();
     if (!heap_.empty()) {
       const int64_t now = NowNs();
       const uint64_t limit = seq_;
@@ -170,9 +157,8 @@ class RawAdapter {
     int timeout = -1;
     if (!block) {
       timeout = 0;
-    } else {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!posted_.empty()) timeout = 0;
+    } else if (!posted_.Empty()) {
+      timeout = 0;
     }
     if (timeout != 0 && !heap_.empty()) {
       const int64_t wait = heap_[0].deadline - NowNs();
@@ -200,9 +186,7 @@ class RawAdapter {
   std::vector<Timer> timers_;
   std::vector<Node> heap_;
   uint64_t seq_ = 0;
-  std::mutex mu_;
-  std::vector<Slot> posted_;
-  std::vector<Slot> running_;
+  PostQueue posted_;
   std::atomic<bool> pending_{false};
   std::atomic<int64_t> wakeups_{0};
 };

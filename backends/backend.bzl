@@ -1,0 +1,36 @@
+"""ioloop_backend(): one backend's targets, the same shape for every backend."""
+
+load("//bazel:copts.bzl", "IOLOOP_COPTS")
+
+def ioloop_backend(name, deps = [], target_compatible_with = None):
+    """Declares //backends/<name> (public: the factory) and :as_default (private: the
+    shim //backends:default links when this backend is the build's default).
+
+    Sources follow the folder convention: <name>_poller.{h,cc} and as_default.cc.
+    """
+    compat = {"target_compatible_with": target_compatible_with} if target_compatible_with else {}
+    native.cc_library(
+        name = name,
+        srcs = [name + "_poller.cc"],
+        hdrs = [name + "_poller.h"],
+        copts = IOLOOP_COPTS,
+        visibility = ["//visibility:public"],
+        deps = [
+            "//backends:poller",
+            "//backends/internal:backend_util",
+            "@com_google_absl//absl/status:statusor",
+        ] + deps,
+        **compat
+    )
+    native.cc_library(
+        name = "as_default",
+        srcs = ["as_default.cc"],
+        copts = IOLOOP_COPTS,
+        visibility = ["//backends:__pkg__"],
+        deps = [
+            ":" + name,
+            "//backends:default_poller_header",
+            "//backends/internal:backend_util",
+        ],
+        **compat
+    )
