@@ -163,7 +163,7 @@ absl::Status IOLoop::AddHandler(int fd, Handler handler, EventMask events) {
   if (absl::Status s = poller_->Register(fd, events); !s.ok()) return s;
   if (static_cast<size_t>(fd) >= handlers_.size()) handlers_.resize(fd + 1);
   handlers_[fd] = std::make_unique<HandlerEntry>(
-      HandlerEntry{std::move(handler), StackContext::Capture(), events, next_registration_++});
+      HandlerEntry{std::move(handler), StackContext::Capture(), next_registration_++});
   return absl::OkStatus();
 }
 
@@ -171,9 +171,7 @@ absl::Status IOLoop::UpdateHandler(int fd, EventMask events) {
   if (fd < 0 || static_cast<size_t>(fd) >= handlers_.size() || handlers_[fd] == nullptr) {
     return absl::NotFoundError(absl::StrCat("IOLoop::UpdateHandler fd ", fd, ": no handler"));
   }
-  if (absl::Status s = poller_->Modify(fd, events); !s.ok()) return s;
-  handlers_[fd]->events = events;
-  return absl::OkStatus();
+  return poller_->Modify(fd, events);
 }
 
 absl::Status IOLoop::RemoveHandler(int fd) {

@@ -221,7 +221,6 @@ class IOLoop {
   struct HandlerEntry {
     Handler handler;
     StackContext context;
-    EventMask events;
     uint64_t registration;  // Orders registrations against collected events.
   };
   class SignalQueue;
