@@ -99,17 +99,25 @@ PY
 }
 w5_server() {  # $1 impl, $2 wrapper...: runs the W5 server under a wrapper with the shared client
   local impl="$1"; shift
-  local fifo log
-  log=$(mktemp)
-  "$@" "$bin/measure" --impl="$impl" --workload=w5server --n=50 >"$log" 2>/dev/null &
-  local pid=$!
-  for _ in $(seq 1 3000); do grep -q '^port=' "$log" && break; sleep 0.01; done
-  local port
-  port=$(sed -n 's/^port=//p' "$log")
+  # The server's stdout comes through a FIFO: reading its "port=" line blocks until the
+  # server is listening (no polling of a file that may not be written yet).
+  local dir fifo line port pid
+  dir=$(mktemp -d)
+  fifo="$dir/server.out"
+  mkfifo "$fifo"
+  "$@" "$bin/measure" --impl="$impl" --workload=w5server --n=50 >"$fifo" 2>/dev/null &
+  pid=$!
+  exec 5<"$fifo"
+  port=""
+  while IFS= read -r -t 120 line <&5; do
+    case "$line" in port=*) port="${line#port=}"; break ;; esac
+  done
+  [ -n "$port" ] || { echo "compare.sh: the $impl W5 server did not start" >&2; exit 1; }
   "$bin/measure" --workload=w5client --port="$port" --n=50 --ms=2000 >/dev/null
   wait "$pid"
-  sed -n 's/.* ops=\([0-9]*\).*/\1/p' "$log"
-  rm -f "$log"
+  sed -n 's/.* ops=\([0-9]*\).*/\1/p' <&5
+  exec 5<&-
+  rm -rf "$dir"
 }
 
 : >"$out/counts.txt"
