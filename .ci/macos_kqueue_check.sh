@@ -45,7 +45,7 @@ sources=(
   timers/clock.cc
   timers/timer_heap.cc
 )
-for extra in ioloop/*.cc; do
+for extra in base/*.cc ioloop/*.cc; do
   case "$extra" in *_test.cc) ;; *) [ -e "$extra" ] && sources+=("$extra") ;; esac
 done
 

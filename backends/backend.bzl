@@ -1,6 +1,6 @@
 """ioloop_backend(): one backend's targets, the same shape for every backend."""
 
-load("//bazel:copts.bzl", "IOLOOP_COPTS")
+load("//bazel:build_defs.bzl", "ioloop_cc_library")
 
 def ioloop_backend(name, deps = [], target_compatible_with = None):
     """Declares //backends/<name> (public: the factory) and :as_default (private: the
@@ -9,11 +9,10 @@ def ioloop_backend(name, deps = [], target_compatible_with = None):
     Sources follow the folder convention: <name>_poller.{h,cc} and as_default.cc.
     """
     compat = {"target_compatible_with": target_compatible_with} if target_compatible_with else {}
-    native.cc_library(
+    ioloop_cc_library(
         name = name,
         srcs = [name + "_poller.cc"],
         hdrs = [name + "_poller.h"],
-        copts = IOLOOP_COPTS,
         visibility = ["//visibility:public"],
         deps = [
             "//backends:poller",
@@ -22,10 +21,9 @@ def ioloop_backend(name, deps = [], target_compatible_with = None):
         ] + deps,
         **compat
     )
-    native.cc_library(
+    ioloop_cc_library(
         name = "as_default",
         srcs = ["as_default.cc"],
-        copts = IOLOOP_COPTS,
         visibility = ["//backends:__pkg__"],
         deps = [
             ":" + name,

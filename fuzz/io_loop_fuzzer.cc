@@ -148,7 +148,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 4: {
         const absl::Duration delay = absl::Milliseconds(static_cast<int>(in.Below(40)) - 5);
         const size_t id = h.timeouts.size();
-        h.timeouts.push_back({h.clock.Now() + delay, h.timeout_seq++});
+        h.timeouts.push_back({.deadline = h.clock.Now() + delay, .seq = h.timeout_seq++, .handle = {}});
         h.timeouts[id].handle = h.loop->AddTimeout(delay, [&h, id] {
           Harness::Timeout& t = h.timeouts[id];
           IOLOOP_FUZZ_CHECK(!t.removed);

@@ -29,6 +29,7 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 absl_libs=(-labsl_status -labsl_statusor -labsl_strings -labsl_str_format_internal -labsl_time
            -labsl_time_zone -labsl_civil_time -labsl_symbolize -labsl_raw_logging_internal -labsl_int128
            -labsl_hash -labsl_raw_hash_set -pthread)
+base_sources=(base/check.cc base/errno_status.cc)
 loop_sources=(ioloop/io_loop.cc ioloop/stack_context.cc ioloop/internal/blocking_watchdog.cc
               timers/clock.cc timers/timer_heap.cc waker/eventfd_waker.cc waker/pipe_waker.cc
               waker/default_waker.cc testing/fake_clock.cc testing/fake_poller.cc)
@@ -41,9 +42,9 @@ build() {  # name sources...
   echo "run_fuzzers: building $name"
   clang++ "${flags[@]}" "$@" fuzz/violation.cc -o "$work/bin/$name" "${absl_libs[@]}"
 }
-build timer_heap fuzz/timer_heap_fuzzer.cc timers/timer_heap.cc
-build io_loop fuzz/io_loop_fuzzer.cc "${loop_sources[@]}" "${backend_sources[@]}"
-build poller fuzz/poller_fuzzer.cc "${backend_sources[@]}"
+build timer_heap fuzz/timer_heap_fuzzer.cc timers/timer_heap.cc "${base_sources[@]}"
+build io_loop fuzz/io_loop_fuzzer.cc "${loop_sources[@]}" "${backend_sources[@]}" "${base_sources[@]}"
+build poller fuzz/poller_fuzzer.cc "${backend_sources[@]}" "${base_sources[@]}"
 
 status=0
 for name in timer_heap io_loop poller; do

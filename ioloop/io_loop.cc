@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "backends/default_poller.h"
 #include "ioloop/internal/blocking_watchdog.h"
-#include "ioloop/internal/check.h"
+#include "base/check.h"
 #include "waker/waker.h"
 
 namespace ioloop {

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "ioloop/internal/check.h"
+#include "base/check.h"
 
 namespace ioloop {
 

@@ -1,6 +1,6 @@
 #include "testing/fake_clock.h"
 
-#include "ioloop/internal/check.h"
+#include "base/check.h"
 
 namespace ioloop::testing {
 

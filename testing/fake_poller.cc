@@ -1,7 +1,7 @@
 #include "testing/fake_poller.h"
 
 #include "absl/strings/str_cat.h"
-#include "ioloop/internal/check.h"
+#include "base/check.h"
 
 namespace ioloop::testing {
 

@@ -6,7 +6,9 @@
 #include <cerrno>
 #include <cstdint>
 
-#include "waker/errno_status.h"
+#include "base/eintr.h"
+#include "base/errno_status.h"
+#include "waker/write_wake.h"
 
 namespace ioloop {
 namespace {
@@ -19,25 +21,14 @@ class EventFdWaker final : public Waker {
   int fd() const override { return fd_; }
 
   absl::Status Wake() override {
-    const int saved_errno = errno;
     const uint64_t one = 1;
-    ssize_t n;
-    do {
-      n = write(fd_, &one, sizeof one);
-    } while (n < 0 && errno == EINTR);
-    // EAGAIN: the counter is at its maximum, i.e. a wake is certainly pending.
-    const int error = (n < 0 && errno != EAGAIN) ? errno : 0;
-    errno = saved_errno;
-    if (error != 0) return waker_internal::ErrnoStatus(error, "eventfd write", fd_);
-    return absl::OkStatus();
+    const int error = waker_internal::WriteWake(fd_, &one, sizeof one);
+    return error == 0 ? absl::OkStatus() : ErrnoStatus(error, "eventfd write", fd_);
   }
 
   void Consume() override {
     uint64_t value;
-    ssize_t n;
-    do {
-      n = read(fd_, &value, sizeof value);  // One read resets the counter.
-    } while (n < 0 && errno == EINTR);
+    RetryOnEintr([&] { return read(fd_, &value, sizeof value); });  // Resets the counter.
   }
 
   absl::string_view Name() const override { return "eventfd"; }
@@ -50,7 +41,7 @@ class EventFdWaker final : public Waker {
 
 absl::StatusOr<std::unique_ptr<Waker>> NewEventFdWaker() {
   const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) return waker_internal::ErrnoStatus(errno, "eventfd");
+  if (fd < 0) return ErrnoStatus(errno, "eventfd");
   return std::unique_ptr<Waker>(new EventFdWaker(fd));
 }
 

@@ -5,7 +5,9 @@
 
 #include <cerrno>
 
-#include "waker/errno_status.h"
+#include "base/eintr.h"
+#include "base/errno_status.h"
+#include "waker/write_wake.h"
 
 namespace ioloop {
 namespace {
@@ -21,26 +23,16 @@ class PipeWaker final : public Waker {
   int fd() const override { return read_fd_; }
 
   absl::Status Wake() override {
-    const int saved_errno = errno;
     const char byte = 'w';
-    ssize_t n;
-    do {
-      n = write(write_fd_, &byte, 1);
-    } while (n < 0 && errno == EINTR);
-    // EAGAIN: the pipe is full, so the reader is certainly going to wake.
-    const int error = (n < 0 && errno != EAGAIN) ? errno : 0;
-    errno = saved_errno;
-    if (error != 0) return waker_internal::ErrnoStatus(error, "pipe write", write_fd_);
-    return absl::OkStatus();
+    const int error = waker_internal::WriteWake(write_fd_, &byte, 1);
+    return error == 0 ? absl::OkStatus() : ErrnoStatus(error, "pipe write", write_fd_);
   }
 
   void Consume() override {
     char buffer[256];
     while (true) {
-      const ssize_t n = read(read_fd_, buffer, sizeof buffer);
-      if (n > 0) continue;
-      if (n < 0 && errno == EINTR) continue;
-      break;  // Empty (EAGAIN), or the write end is gone.
+      const ssize_t n = RetryOnEintr([&] { return read(read_fd_, buffer, sizeof buffer); });
+      if (n <= 0) break;  // Empty (EAGAIN), or the write end is gone.
     }
   }
 
@@ -57,7 +49,7 @@ absl::Status MakeNonBlockingCloseOnExec(int fd) {
   const int fl_flags = fcntl(fd, F_GETFL);
   if (fd_flags < 0 || fl_flags < 0 || fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC) < 0 ||
       fcntl(fd, F_SETFL, fl_flags | O_NONBLOCK) < 0) {
-    return waker_internal::ErrnoStatus(errno, "fcntl", fd);
+    return ErrnoStatus(errno, "fcntl", fd);
   }
   return absl::OkStatus();
 }
@@ -68,11 +60,11 @@ absl::Status MakeNonBlockingCloseOnExec(int fd) {
 absl::StatusOr<std::unique_ptr<Waker>> NewPipeWaker() {
   int fds[2];
 #if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
-  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return waker_internal::ErrnoStatus(errno, "pipe2");
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return ErrnoStatus(errno, "pipe2");
 #else
   // No pipe2 (macOS): a fork+exec on another thread between pipe() and fcntl() could
   // inherit these two descriptors; nothing closes that window on such systems.
-  if (pipe(fds) < 0) return waker_internal::ErrnoStatus(errno, "pipe");
+  if (pipe(fds) < 0) return ErrnoStatus(errno, "pipe");
   for (int fd : fds) {
     if (absl::Status s = MakeNonBlockingCloseOnExec(fd); !s.ok()) {
       close(fds[0]);

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "absl/strings/str_cat.h"
 #include "backends/internal/backend_util.h"
 
 namespace ioloop {
@@ -57,7 +58,7 @@ class EpollPoller final : public Poller {
     table_.Erase(fd);
     epoll_event unused{};
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, &unused) < 0 && errno != EBADF && errno != ENOENT) {
-      return backend_internal::ErrnoStatus(errno, kName, "epoll_ctl(DEL)", fd);
+      return ErrnoStatus(errno, "epoll: epoll_ctl(DEL)", fd);
     }
     return absl::OkStatus();  // EBADF/ENOENT: closed, so the kernel already dropped it.
   }
@@ -67,7 +68,7 @@ class EpollPoller final : public Poller {
                              backend_internal::TimeoutMillis(timeout));
     if (n < 0) {
       if (errno == EINTR) return absl::OkStatus();
-      return backend_internal::ErrnoStatus(errno, kName, "epoll_wait", epoll_fd_);
+      return ErrnoStatus(errno, "epoll: epoll_wait", epoll_fd_);
     }
     ready.reserve(ready.size() + static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
@@ -96,7 +97,7 @@ class EpollPoller final : public Poller {
     ev.events = ToEpoll(events);
     ev.data.fd = fd;
     if (epoll_ctl(epoll_fd_, op, fd, &ev) < 0) {
-      return backend_internal::ErrnoStatus(errno, kName, call, fd);
+      return ErrnoStatus(errno, absl::StrCat(kName, ": ", call), fd);
     }
     return absl::OkStatus();
   }
@@ -110,7 +111,7 @@ class EpollPoller final : public Poller {
 
 absl::StatusOr<std::unique_ptr<Poller>> NewEpollPoller() {
   const int fd = epoll_create1(EPOLL_CLOEXEC);
-  if (fd < 0) return backend_internal::ErrnoStatus(errno, kName, "epoll_create1", -1);
+  if (fd < 0) return ErrnoStatus(errno, "epoll: epoll_create1");
   return std::unique_ptr<Poller>(new EpollPoller(fd));
 }
 

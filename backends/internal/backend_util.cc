@@ -3,16 +3,11 @@
 #include <fcntl.h>
 
 #include <climits>
-#include <cstdio>
-#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "base/check.h"
 
 namespace ioloop::backend_internal {
-
-absl::Status ErrnoStatus(int error, absl::string_view backend, absl::string_view call, int fd) {
-  return absl::ErrnoToStatus(error, absl::StrCat(backend, ": ", call, " fd ", fd));
-}
 
 absl::Status CheckArguments(absl::string_view backend, absl::string_view call, int fd,
                             EventMask events) {
@@ -38,11 +33,7 @@ absl::Status AlreadyRegistered(absl::string_view backend, int fd) {
 
 std::unique_ptr<Poller> ValueOrDie(absl::StatusOr<std::unique_ptr<Poller>> poller,
                                    absl::string_view what) {
-  if (!poller.ok()) {
-    std::fprintf(stderr, "ioloop: %.*s: %s\n", static_cast<int>(what.size()), what.data(),
-                 poller.status().ToString().c_str());
-    std::abort();
-  }
+  IOLOOP_CHECK(poller.ok(), absl::StrCat(what, ": ", poller.status().ToString()));
   return *std::move(poller);
 }
 

@@ -15,11 +15,9 @@
 #include "absl/time/time.h"
 #include "backends/events.h"
 #include "backends/poller.h"
+#include "base/errno_status.h"
 
 namespace ioloop::backend_internal {
-
-// ErrnoStatus() is `error` as a status: "<backend>: <call> fd <fd>: <strerror>".
-absl::Status ErrnoStatus(int error, absl::string_view backend, absl::string_view call, int fd);
 
 // CheckArguments() validates an fd and mask for Register()/Modify().
 absl::Status CheckArguments(absl::string_view backend, absl::string_view call, int fd,

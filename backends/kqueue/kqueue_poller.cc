@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "backends/internal/backend_util.h"
 
 namespace ioloop {
@@ -29,7 +30,7 @@ class KqueuePoller final : public Poller {
     if (auto s = backend_internal::CheckArguments(kName, "Register", fd, events); !s.ok()) return s;
     if (table_.Contains(fd)) return backend_internal::AlreadyRegistered(kName, fd);
     if (!backend_internal::IsOpen(fd)) {
-      return backend_internal::ErrnoStatus(EBADF, kName, "Register", fd);
+      return ErrnoStatus(EBADF, "kqueue: Register", fd);
     }
     if (absl::Status s = Change("Register", fd, kNone, events); !s.ok()) return s;
     table_.Set(fd, events);
@@ -65,7 +66,7 @@ class KqueuePoller final : public Poller {
     const int n = kevent(kq_, nullptr, 0, batch_.data(), static_cast<int>(batch_.size()), tsp);
     if (n < 0) {
       if (errno == EINTR) return absl::OkStatus();
-      return backend_internal::ErrnoStatus(errno, kName, "kevent", kq_);
+      return ErrnoStatus(errno, "kqueue: kevent", kq_);
     }
     merged_.clear();
     for (int i = 0; i < n; ++i) {
@@ -109,7 +110,7 @@ class KqueuePoller final : public Poller {
     edit(EVFILT_WRITE, kWrite);
     if (count == 0) return absl::OkStatus();
     if (kevent(kq_, changes, count, nullptr, 0, nullptr) < 0) {
-      return backend_internal::ErrnoStatus(errno, kName, call, fd);
+      return ErrnoStatus(errno, absl::StrCat(kName, ": ", call), fd);
     }
     return absl::OkStatus();
   }
@@ -124,11 +125,11 @@ class KqueuePoller final : public Poller {
 
 absl::StatusOr<std::unique_ptr<Poller>> NewKqueuePoller() {
   const int kq = kqueue();
-  if (kq < 0) return backend_internal::ErrnoStatus(errno, kName, "kqueue", -1);
+  if (kq < 0) return ErrnoStatus(errno, "kqueue: kqueue");
   if (fcntl(kq, F_SETFD, FD_CLOEXEC) < 0) {
     const int error = errno;
     close(kq);
-    return backend_internal::ErrnoStatus(error, kName, "fcntl(FD_CLOEXEC)", kq);
+    return ErrnoStatus(error, "kqueue: fcntl(FD_CLOEXEC)", kq);
   }
   return std::unique_ptr<Poller>(new KqueuePoller(kq));
 }

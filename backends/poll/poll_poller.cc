@@ -34,10 +34,10 @@ class PollPoller final : public Poller {
     if (auto s = backend_internal::CheckArguments(kName, "Register", fd, events); !s.ok()) return s;
     if (table_.Contains(fd)) return backend_internal::AlreadyRegistered(kName, fd);
     if (!backend_internal::IsOpen(fd)) {
-      return backend_internal::ErrnoStatus(EBADF, kName, "Register", fd);
+      return ErrnoStatus(EBADF, "poll: Register", fd);
     }
     table_.Set(fd, events);
-    if (static_cast<size_t>(fd) >= index_.size()) index_.resize(fd + 1, -1);
+    if (static_cast<size_t>(fd) >= index_.size()) index_.resize(fd + 1);
     index_[fd] = static_cast<int>(pollfds_.size());
     pollfds_.push_back({fd, ToPoll(events), 0});
     return absl::OkStatus();
@@ -69,7 +69,7 @@ class PollPoller final : public Poller {
     int n = poll(pollfds_.data(), pollfds_.size(), backend_internal::TimeoutMillis(timeout));
     if (n < 0) {
       if (errno == EINTR) return absl::OkStatus();
-      return backend_internal::ErrnoStatus(errno, kName, "poll", -1);
+      return ErrnoStatus(errno, "poll: poll");
     }
     for (size_t i = 0; n > 0 && i < pollfds_.size(); ++i) {
       const pollfd& p = pollfds_[i];

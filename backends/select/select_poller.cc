@@ -26,7 +26,7 @@ class SelectPoller final : public Poller {
     if (auto s = Check("Register", fd, events); !s.ok()) return s;
     if (table_.Contains(fd)) return backend_internal::AlreadyRegistered(kName, fd);
     if (!backend_internal::IsOpen(fd)) {
-      return backend_internal::ErrnoStatus(EBADF, kName, "Register", fd);
+      return ErrnoStatus(EBADF, "select: Register", fd);
     }
     table_.Set(fd, events);
     fds_.push_back(fd);
@@ -64,7 +64,7 @@ class SelectPoller final : public Poller {
     if (n < 0) {
       if (errno == EINTR) return absl::OkStatus();
       if (errno == EBADF) return ReportClosed(ready);
-      return backend_internal::ErrnoStatus(errno, kName, "select", -1);
+      return ErrnoStatus(errno, "select: select");
     }
     if (n == 0) return absl::OkStatus();
     for (int fd : fds_) {
