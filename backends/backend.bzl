@@ -3,8 +3,10 @@
 load("//bazel:build_defs.bzl", "ioloop_cc_library")
 
 def ioloop_backend(name, deps = [], target_compatible_with = None):
-    """Declares //backends/<name> (public: the factory) and :as_default (private: the
-    shim //backends:default links when this backend is the build's default).
+    """Declares one backend's targets.
+
+    //backends/<name> is public (the factory); :as_default is private (the shim
+    //backends:default links when this backend is the build's default).
 
     Sources follow the folder convention: <name>_poller.{h,cc} and as_default.cc.
     """

@@ -94,8 +94,12 @@ class Counter {
 
 TEST(MutexTest, SerialisesWriters) {
   Counter counter;
-  std::thread a([&] { for (int i = 0; i < 100000; ++i) counter.Add(); });
-  std::thread b([&] { for (int i = 0; i < 100000; ++i) counter.Add(); });
+  std::thread a([&] {
+    for (int i = 0; i < 100000; ++i) counter.Add();
+  });
+  std::thread b([&] {
+    for (int i = 0; i < 100000; ++i) counter.Add();
+  });
   a.join();
   b.join();
   EXPECT_EQ(counter.value(), 200000);

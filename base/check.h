@@ -29,11 +29,11 @@ namespace ioloop::base_internal {
 // IOLOOP_CHECK(condition, message): aborts with `message` (anything that converts to
 // absl::string_view) unless `condition` holds. The message is only evaluated on
 // failure.
-#define IOLOOP_CHECK(condition, message)                                          \
-  do {                                                                            \
-    if (ABSL_PREDICT_FALSE(!(condition))) {                                       \
+#define IOLOOP_CHECK(condition, message)                                               \
+  do {                                                                                 \
+    if (ABSL_PREDICT_FALSE(!(condition))) {                                            \
       ::ioloop::base_internal::CheckFailed(__FILE__, __LINE__, #condition, (message)); \
-    }                                                                             \
+    }                                                                                  \
   } while (false)
 
 // IOLOOP_DCHECK(condition, message): IOLOOP_CHECK in debug builds; in NDEBUG builds

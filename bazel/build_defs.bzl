@@ -8,6 +8,8 @@ tagged `benchmark` (so `bazel test //...` skips them), test doubles are testonly
     load("//bazel:build_defs.bzl", "ioloop_cc_library", "ioloop_cc_test")
 """
 
+load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_library", "cc_test")
+
 # Warnings every target compiles with.
 IOLOOP_COPTS = [
     "-Wall",
@@ -27,17 +29,17 @@ def _copts(copts):
 
 def ioloop_cc_library(name, copts = [], **kwargs):
     """A cc_library with the project's copts."""
-    native.cc_library(name = name, copts = _copts(copts), **kwargs)
+    cc_library(name = name, copts = _copts(copts), **kwargs)
 
 def ioloop_cc_binary(name, copts = [], **kwargs):
     """A cc_binary with the project's copts."""
-    native.cc_binary(name = name, copts = _copts(copts), **kwargs)
+    cc_binary(name = name, copts = _copts(copts), **kwargs)
 
 def ioloop_cc_test(name, size, copts = [], **kwargs):
     """A cc_test with the project's copts; named `<x>_test`, with an explicit size."""
     if not name.endswith("_test"):
         fail("ioloop_cc_test %s: test names end in _test" % name)
-    native.cc_test(name = name, size = size, copts = _copts(copts), **kwargs)
+    cc_test(name = name, size = size, copts = _copts(copts), **kwargs)
 
 def ioloop_sh_test(name, size, **kwargs):
     """An sh_test named `<x>_test`, with an explicit size."""
@@ -52,7 +54,7 @@ def ioloop_cc_benchmark(name, copts = [], tags = [], **kwargs):
     """
     if not name.endswith("_benchmark"):
         fail("ioloop_cc_benchmark %s: benchmark names end in _benchmark" % name)
-    native.cc_binary(
+    cc_binary(
         name = name,
         testonly = True,
         copts = _copts(copts),
@@ -62,4 +64,4 @@ def ioloop_cc_benchmark(name, copts = [], tags = [], **kwargs):
 
 def ioloop_test_library(name, copts = [], **kwargs):
     """A test double or test helper library: always testonly."""
-    native.cc_library(name = name, testonly = True, copts = _copts(copts), **kwargs)
+    cc_library(name = name, testonly = True, copts = _copts(copts), **kwargs)

@@ -11,8 +11,8 @@ bazel/debian-packages.txt; ./bazelw installs them), and the repositories that Ba
 remote_coverage_tools, platforms) are answered locally.
 """
 
-load(":system_libs.bzl", "system_library_repository")
 load(":abseil.bzl", "ABSEIL_COMPONENTS")
+load(":system_libs.bzl", "system_library_repository")
 
 _NATIVE_CC = """# Hands on Bazel's native C++ rules; stands in for rules_cc offline.
 cc_binary = native.cc_binary

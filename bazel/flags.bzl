@@ -1,7 +1,7 @@
 """Build settings (Bazel 4.2.3 has no built-in Starlark flags and this workspace has
 no Skylib)."""
 
-def _bool_flag_impl(ctx):
+def _bool_flag_impl(_ctx):
     return []
 
 bool_flag = rule(

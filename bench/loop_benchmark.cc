@@ -48,9 +48,9 @@ void W1_PipeChainSetup(benchmark::State& state) {
     loop.PollOnce();
     state.ResumeTiming();
   }
-  state.counters["ns_per_fd"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * state.range(0)),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_fd"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * state.range(0)),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 template <class Loop>
@@ -61,8 +61,9 @@ void W2_Timers(benchmark::State& state) {
   TimerStorm<Loop> storm(loop, n, n);
   uint64_t seed = 1;
   for (auto _ : state) storm.ScheduleAndFire(already_due, seed++);
-  state.counters["ns_per_timer"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_timer"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 template <class Loop>
@@ -71,8 +72,9 @@ void W3_CancelChurn(benchmark::State& state) {
   Loop loop;
   TimerStorm<Loop> storm(loop, n, 1);
   for (auto _ : state) storm.AddRemoveChurn();
-  state.counters["ns_per_op"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_op"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.counters["peak_rss_kb"] = static_cast<double>(PeakRssKb());
 }
 
@@ -82,7 +84,8 @@ void W4_CrossThread(benchmark::State& state) {
   Loop loop;
   int64_t wakeups_before = loop.WakeupsSent();
   for (auto _ : state) CrossThread<Loop>::Run(loop, per_thread);
-  const double callbacks = static_cast<double>(state.iterations()) * CrossThread<Loop>::kThreads * per_thread;
+  const double callbacks =
+      static_cast<double>(state.iterations()) * CrossThread<Loop>::kThreads * per_thread;
   state.counters["ns_per_callback"] =
       benchmark::Counter(callbacks, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   if (wakeups_before >= 0) {
@@ -101,30 +104,40 @@ void W5_TcpEcho(benchmark::State& state) {
     Loop loop;
     EchoServerWorkload<Loop> server(loop);
     uint64_t client_round_trips = 0;
-    std::thread client([&] { client_round_trips = EchoClient(server.port(), kConnections, duration); });
+    std::thread client(
+        [&] { client_round_trips = EchoClient(server.port(), kConnections, duration); });
     const int64_t cpu0 = ThreadCpuNanos();
     server.ServeUntilAllClosed(kConnections);
     server_cpu_ns += ThreadCpuNanos() - cpu0;
     client.join();
-    if (server.messages() < client_round_trips) Fail("W5: the server echoed fewer messages than the client got");
+    if (server.messages() < client_round_trips)
+      Fail("W5: the server echoed fewer messages than the client got");
     round_trips += client_round_trips;
   }
-  state.counters["round_trips_per_s"] = benchmark::Counter(static_cast<double>(round_trips), benchmark::Counter::kIsRate);
-  state.counters["server_cpu_ns_per_rt"] = static_cast<double>(server_cpu_ns) / static_cast<double>(round_trips);
+  state.counters["round_trips_per_s"] =
+      benchmark::Counter(static_cast<double>(round_trips), benchmark::Counter::kIsRate);
+  state.counters["server_cpu_ns_per_rt"] =
+      static_cast<double>(server_cpu_ns) / static_cast<double>(round_trips);
 }
 
-#define IOLOOP_FOR_EACH_IMPL(BENCH, ...)                                 \
-  BENCHMARK_TEMPLATE(BENCH, IOLoopAdapter)->Name(#BENCH "/ioloop")__VA_ARGS__;   \
-  BENCHMARK_TEMPLATE(BENCH, RawAdapter)->Name(#BENCH "/raw")__VA_ARGS__;         \
-  BENCHMARK_TEMPLATE(BENCH, LibeventAdapter)->Name(#BENCH "/libevent")__VA_ARGS__; \
-  BENCHMARK_TEMPLATE(BENCH, LibuvAdapter)->Name(#BENCH "/libuv")__VA_ARGS__
+#define IOLOOP_FOR_EACH_IMPL(BENCH, ...)                                            \
+  BENCHMARK_TEMPLATE(BENCH, IOLoopAdapter)->Name(#BENCH "/ioloop") __VA_ARGS__;     \
+  BENCHMARK_TEMPLATE(BENCH, RawAdapter)->Name(#BENCH "/raw") __VA_ARGS__;           \
+  BENCHMARK_TEMPLATE(BENCH, LibeventAdapter)->Name(#BENCH "/libevent") __VA_ARGS__; \
+  BENCHMARK_TEMPLATE(BENCH, LibuvAdapter)->Name(#BENCH "/libuv") __VA_ARGS__
 
-IOLOOP_FOR_EACH_IMPL(W1_PipeChainDispatch, ->Arg(100)->Arg(1000)->Arg(kLargestChain)->Unit(benchmark::kMillisecond));
-IOLOOP_FOR_EACH_IMPL(W1_PipeChainSetup, ->Arg(1000)->Arg(kLargestChain)->Unit(benchmark::kMillisecond));
-IOLOOP_FOR_EACH_IMPL(W2_Timers, ->Args({1000000, 0})->Args({1000000, 1})->Unit(benchmark::kMillisecond)->Iterations(3));
+IOLOOP_FOR_EACH_IMPL(
+    W1_PipeChainDispatch, ->Arg(100)->Arg(1000)->Arg(kLargestChain)->Unit(benchmark::kMillisecond));
+IOLOOP_FOR_EACH_IMPL(
+    W1_PipeChainSetup, ->Arg(1000)->Arg(kLargestChain)->Unit(benchmark::kMillisecond));
+IOLOOP_FOR_EACH_IMPL(W2_Timers, ->Args({1000000, 0})
+                                    ->Args({1000000, 1})
+                                    ->Unit(benchmark::kMillisecond)
+                                    ->Iterations(3));
 IOLOOP_FOR_EACH_IMPL(W3_CancelChurn, ->Arg(1000000)->Unit(benchmark::kMillisecond)->Iterations(3));
 IOLOOP_FOR_EACH_IMPL(W4_CrossThread, ->Arg(500000)->Unit(benchmark::kMillisecond)->Iterations(3));
-IOLOOP_FOR_EACH_IMPL(W5_TcpEcho, ->Arg(1000)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime());
+IOLOOP_FOR_EACH_IMPL(
+    W5_TcpEcho, ->Arg(1000)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime());
 
 }  // namespace
 }  // namespace ioloop::bench

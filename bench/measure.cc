@@ -45,7 +45,8 @@ int RunWorkload(const Args& a) {
     const uint64_t events = chain.Run(static_cast<uint64_t>(a.ops));
     CALLGRIND_STOP_INSTRUMENTATION;
     if (chain.DrainTokens() != 100) Fail("W1: tokens lost");
-    std::printf("impl=%s workload=w1 n=%ld ops=%llu\n", Loop::kName, a.n, static_cast<unsigned long long>(events));
+    std::printf("impl=%s workload=w1 n=%ld ops=%llu\n", Loop::kName, a.n,
+                static_cast<unsigned long long>(events));
   } else if (a.workload == "w4") {
     Loop loop;
     const int per_thread = static_cast<int>(a.ops / CrossThread<Loop>::kThreads);
@@ -54,11 +55,12 @@ int RunWorkload(const Args& a) {
     CrossThread<Loop>::Run(loop, per_thread);
     CALLGRIND_STOP_INSTRUMENTATION;
     const int64_t wakeups = loop.WakeupsSent() < 0 ? -1 : loop.WakeupsSent() - wakeups_before;
-    std::printf("impl=%s workload=w4 ops=%d wakeups=%lld\n", Loop::kName, per_thread * CrossThread<Loop>::kThreads,
-                static_cast<long long>(wakeups));
+    std::printf("impl=%s workload=w4 ops=%d wakeups=%lld\n", Loop::kName,
+                per_thread * CrossThread<Loop>::kThreads, static_cast<long long>(wakeups));
   } else if (a.workload == "w2a" || a.workload == "w2b" || a.workload == "w3") {
     Loop loop;
-    TimerStorm<Loop> storm(loop, static_cast<size_t>(a.ops), a.workload == "w3" ? 1 : static_cast<size_t>(a.ops));
+    TimerStorm<Loop> storm(loop, static_cast<size_t>(a.ops),
+                           a.workload == "w3" ? 1 : static_cast<size_t>(a.ops));
     CALLGRIND_START_INSTRUMENTATION;
     if (a.workload == "w3") {
       storm.AddRemoveChurn();
@@ -66,8 +68,8 @@ int RunWorkload(const Args& a) {
       storm.ScheduleAndFire(a.workload == "w2a", 1);
     }
     CALLGRIND_STOP_INSTRUMENTATION;
-    std::printf("impl=%s workload=%s ops=%ld peak_rss_kb=%ld\n", Loop::kName, a.workload.c_str(), a.ops,
-                PeakRssKb());
+    std::printf("impl=%s workload=%s ops=%ld peak_rss_kb=%ld\n", Loop::kName, a.workload.c_str(),
+                a.ops, PeakRssKb());
   } else if (a.workload == "w5server") {
     Loop loop;
     EchoServerWorkload<Loop> server(loop);
@@ -95,12 +97,18 @@ int Main(int argc, char** argv) {
       const size_t n = std::strlen(name);
       return std::strncmp(arg, name, n) == 0 && arg[n] == '=' ? arg + n + 1 : nullptr;
     };
-    if (const char* v = value("--impl")) a.impl = v;
-    else if (const char* v = value("--workload")) a.workload = v;
-    else if (const char* v = value("--n")) a.n = std::atol(v);
-    else if (const char* v = value("--ops")) a.ops = std::atol(v);
-    else if (const char* v = value("--port")) a.port = std::atoi(v);
-    else if (const char* v = value("--ms")) a.ms = std::atol(v);
+    if (const char* v = value("--impl"))
+      a.impl = v;
+    else if (const char* v = value("--workload"))
+      a.workload = v;
+    else if (const char* v = value("--n"))
+      a.n = std::atol(v);
+    else if (const char* v = value("--ops"))
+      a.ops = std::atol(v);
+    else if (const char* v = value("--port"))
+      a.port = std::atoi(v);
+    else if (const char* v = value("--ms"))
+      a.ms = std::atol(v);
     else {
       std::fprintf(stderr, "measure: unknown argument %s\n", arg);
       return 2;

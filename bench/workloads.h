@@ -65,7 +65,8 @@ class PipeChain {
     if (RaiseFdLimit() < static_cast<rlim_t>(2 * pairs + 64)) Fail("RLIMIT_NOFILE too low for W1");
     for (int i = 0; i < pairs; ++i) {
       int fds[2];
-      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) Fail("socketpair");
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
+        Fail("socketpair");
       reads_.push_back(fds[0]);
       writes_.push_back(fds[1]);
     }
@@ -140,8 +141,8 @@ class TimerStorm {
     std::mt19937_64 rng(seed);
     args_.resize(n_);
     for (size_t i = 0; i < n_; ++i) {
-      const int64_t delay = already_due ? -static_cast<int64_t>(n_ - i)
-                                        : static_cast<int64_t>(rng() % 50000000);
+      const int64_t delay =
+          already_due ? -static_cast<int64_t>(n_ - i) : static_cast<int64_t>(rng() % 50000000);
       args_[i] = {this, i};
       loop_.StartTimer(i, delay, &Fired, &args_[i]);
     }

@@ -64,7 +64,8 @@ TYPED_TEST(WorkloadsTest, TcpEchoRoundTrips) {
   TypeParam loop;
   EchoServerWorkload<TypeParam> server(loop);
   uint64_t round_trips = 0;
-  std::thread client([&] { round_trips = EchoClient(server.port(), 10, std::chrono::milliseconds(100)); });
+  std::thread client(
+      [&] { round_trips = EchoClient(server.port(), 10, std::chrono::milliseconds(100)); });
   server.ServeUntilAllClosed(10);
   client.join();
   EXPECT_GT(round_trips, 0u);

@@ -38,27 +38,32 @@ int AcceptNonBlocking(int listen_fd) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Listen(IOLoop* loop, EchoServerOptions options) {
+absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Listen(IOLoop* loop,
+                                                               EchoServerOptions options) {
   const std::string where = absl::StrCat(options.host, ":", options.port);
   sockaddr_in addr = {};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(options.port));
-  if (options.port < 0 || options.port > 65535 || inet_pton(AF_INET, options.host.c_str(), &addr.sin_addr) != 1) {
+  if (options.port < 0 || options.port > 65535 ||
+      inet_pton(AF_INET, options.host.c_str(), &addr.sin_addr) != 1) {
     return absl::InvalidArgumentError(absl::StrCat("echo server: bad IPv4 address ", where));
   }
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("echo server: socket for ", where));
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || listen(fd, options.backlog) < 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
+      listen(fd, options.backlog) < 0) {
     const int error = errno;
     close(fd);
     return absl::ErrnoToStatus(error, absl::StrCat("echo server: bind/listen on ", where));
   }
   socklen_t len = sizeof addr;
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::unique_ptr<EchoServer> server(new EchoServer(loop, fd, ntohs(addr.sin_port), std::move(options)));
-  if (absl::Status s = loop->AddHandler(fd, [s = server.get()](int, EventMask) { s->OnAcceptable(); }, kRead);
+  std::unique_ptr<EchoServer> server(
+      new EchoServer(loop, fd, ntohs(addr.sin_port), std::move(options)));
+  if (absl::Status s = loop->AddHandler(
+          fd, [s = server.get()](int, EventMask) { s->OnAcceptable(); }, kRead);
       !s.ok()) {
     return s;  // The destructor closes fd.
   }
@@ -66,7 +71,10 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Listen(IOLoop* loop, Ech
 }
 
 EchoServer::EchoServer(IOLoop* loop, int listen_fd, int port, EchoServerOptions options)
-    : loop_(loop), listen_fd_(listen_fd), port_(port), options_(std::move(options)),
+    : loop_(loop),
+      listen_fd_(listen_fd),
+      port_(port),
+      options_(std::move(options)),
       reserve_fd_(OpenReserveFd()) {}
 
 EchoServer::~EchoServer() {
@@ -101,7 +109,10 @@ void EchoServer::OnAcceptable() {
     Connection& c = *connection;
     connections_[fd] = std::move(connection);
     c.watching = kRead;
-    if (!loop_->AddHandler(fd, [this](int fd, EventMask events) { OnConnectionEvent(fd, events); }, kRead).ok()) {
+    if (!loop_
+             ->AddHandler(
+                 fd, [this](int fd, EventMask events) { OnConnectionEvent(fd, events); }, kRead)
+             .ok()) {
       connections_.erase(fd);
       close(fd);
       continue;

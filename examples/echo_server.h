@@ -35,7 +35,8 @@ struct EchoServerOptions {
 class EchoServer {
  public:
   // Listen() binds, listens and registers with `loop`. Errors name the address.
-  static absl::StatusOr<std::unique_ptr<EchoServer>> Listen(IOLoop* loop, EchoServerOptions options);
+  static absl::StatusOr<std::unique_ptr<EchoServer>> Listen(IOLoop* loop,
+                                                            EchoServerOptions options);
   ~EchoServer();  // Closes the listener and every connection.
   EchoServer(const EchoServer&) = delete;
   EchoServer& operator=(const EchoServer&) = delete;

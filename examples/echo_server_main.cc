@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
   action.sa_handler = &OnStopSignal;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
-  std::printf("echo_server listening on %s:%d (Ctrl-C stops it)\n", options.host.c_str(), (*server)->port());
+  std::printf("echo_server listening on %s:%d (Ctrl-C stops it)\n", options.host.c_str(),
+              (*server)->port());
   std::fflush(stdout);
   loop.Start();
   std::printf("echo_server: stopped after %llu connections, %llu bytes echoed\n",

@@ -132,7 +132,8 @@ TEST_F(EchoServerTest, ClientThatNeverReadsGetsBackPressureNotUnboundedBuffering
     }
   }
   EXPECT_GT(sent, options.max_buffered_bytes) << "more than the cap was sent";
-  EXPECT_LE(OnLoop<size_t>([this] { return server_->peak_buffered_bytes(); }), options.max_buffered_bytes);
+  EXPECT_LE(OnLoop<size_t>([this] { return server_->peak_buffered_bytes(); }),
+            options.max_buffered_bytes);
   // Nothing is lost: read everything back.
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   std::string back;

@@ -2,14 +2,14 @@
 // corpus and crash regressions), so `bazel test` replays them with the project's
 // own compiler and sanitizers, without libFuzzer.
 
+#include <dirent.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
-
-#include <dirent.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
     }
     for (const std::string& file : files) {
       std::ifstream in(file, std::ios::binary);
-      std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
       LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       ++ran;
     }

@@ -26,8 +26,8 @@ class FuzzInput {
 // Check(): a broken model property; aborts so both libFuzzer and the corpus runner
 // report it with the input that caused it.
 [[noreturn]] void Violation(const char* what);
-#define IOLOOP_FUZZ_CHECK(condition) \
-  do {                               \
+#define IOLOOP_FUZZ_CHECK(condition)                         \
+  do {                                                       \
     if (!(condition)) ::ioloop::fuzz::Violation(#condition); \
   } while (false)
 

@@ -35,7 +35,7 @@ struct Harness {
   // fd -> registration number currently live (0: none).
   std::map<int, uint64_t> live;
   uint64_t next_registration = 1;
-  uint64_t registrations_at_poll = 0;  // Registrations made before the last poll.
+  uint64_t registrations_at_poll = 0;       // Registrations made before the last poll.
   std::map<uint64_t, int> registration_of;  // registration -> fd, for actions
   std::vector<uint8_t> actions;             // per registration: what its handler does
   std::vector<int> callback_runs;
@@ -54,8 +54,8 @@ struct Harness {
     const uint64_t r = next_registration++;
     auto handler = [this, r, fd](int got_fd, EventMask) {
       IOLOOP_FUZZ_CHECK(got_fd == fd);
-      IOLOOP_FUZZ_CHECK(live[fd] == r);               // Never a removed handler.
-      IOLOOP_FUZZ_CHECK(r < registrations_at_poll);   // Never an event older than it.
+      IOLOOP_FUZZ_CHECK(live[fd] == r);              // Never a removed handler.
+      IOLOOP_FUZZ_CHECK(r < registrations_at_poll);  // Never an event older than it.
       OnHandler(fd, r);
     };
     if (loop->AddHandler(fd, handler, events).ok()) {
@@ -128,7 +128,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int fd = kFirstFd + static_cast<int>(in.Below(kFds));
     switch (in.Below(9)) {
       case 0:
-        h.Add(fd, static_cast<EventMask>(in.Below(2) ? ioloop::kRead : ioloop::kRead | ioloop::kWrite),
+        h.Add(fd,
+              static_cast<EventMask>(in.Below(2) ? ioloop::kRead : ioloop::kRead | ioloop::kWrite),
               in.Byte());
         break;
       case 1: {
@@ -148,7 +149,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 4: {
         const absl::Duration delay = absl::Milliseconds(static_cast<int>(in.Below(40)) - 5);
         const size_t id = h.timeouts.size();
-        h.timeouts.push_back({.deadline = h.clock.Now() + delay, .seq = h.timeout_seq++, .handle = {}});
+        h.timeouts.push_back(
+            {.deadline = h.clock.Now() + delay, .seq = h.timeout_seq++, .handle = {}});
         h.timeouts[id].handle = h.loop->AddTimeout(delay, [&h, id] {
           Harness::Timeout& t = h.timeouts[id];
           IOLOOP_FUZZ_CHECK(!t.removed);

@@ -38,7 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 1: {  // Add, possibly in the past.
         const int64_t deadline = now + static_cast<int64_t>(in.Below(64)) - 8;
         const int id = next_id++;
-        model.push_back({deadline, seq++, id, heap.Add(at(deadline), [&fired, id] { fired.push_back(id); })});
+        model.push_back(
+            {deadline, seq++, id, heap.Add(at(deadline), [&fired, id] { fired.push_back(id); })});
         break;
       }
       case 2: {  // Cancel a live entry.

@@ -97,7 +97,8 @@ TEST(BlockingWatchdogTest, LogThresholdLogsThroughTheHook) {
 TEST(BlockingWatchdogTest, ZeroTurnsItOff) {
   IOLoop loop;
   Reports reports;
-  loop.SetBlockingSignalThreshold(absl::Milliseconds(5), [&](const BlockingReport& r) { reports.Add(r); });
+  loop.SetBlockingSignalThreshold(absl::Milliseconds(5),
+                                  [&](const BlockingReport& r) { reports.Add(r); });
   loop.SetBlockingSignalThreshold(absl::ZeroDuration(), nullptr);
   loop.AddCallback([&] {
     EXPECT_FALSE(reports.WaitForOne(absl::Milliseconds(100)));

@@ -10,8 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "backends/default_poller.h"
-#include "ioloop/internal/blocking_watchdog.h"
 #include "base/check.h"
+#include "ioloop/internal/blocking_watchdog.h"
 #include "waker/waker.h"
 
 namespace ioloop {
@@ -31,9 +31,8 @@ bool IsBrokenPipe(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
   } catch (const std::system_error& e) {
-    return e.code().value() == EPIPE &&
-           (e.code().category() == std::generic_category() ||
-            e.code().category() == std::system_category());
+    return e.code().value() == EPIPE && (e.code().category() == std::generic_category() ||
+                                         e.code().category() == std::system_category());
   } catch (...) {
   }
   return false;
@@ -120,14 +119,15 @@ IOLoop::IOLoop(Options options)
   if (!poller_) poller_ = NewDefaultPoller();
   if (!waker_) {
     auto waker = NewDefaultWaker();
-    IOLOOP_CHECK(waker.ok(), absl::StrCat("IOLoop: cannot create a waker: ",
-                                          waker.status().ToString()).c_str());
+    IOLOOP_CHECK(
+        waker.ok(),
+        absl::StrCat("IOLoop: cannot create a waker: ", waker.status().ToString()).c_str());
     waker_ = *std::move(waker);
   }
   waker_fd_ = waker_->fd();
   const absl::Status registered = poller_->Register(waker_fd_, kRead);
-  IOLOOP_CHECK(registered.ok(), absl::StrCat("IOLoop: cannot watch the waker: ",
-                                             registered.ToString()).c_str());
+  IOLOOP_CHECK(registered.ok(),
+               absl::StrCat("IOLoop: cannot watch the waker: ", registered.ToString()).c_str());
 }
 
 IOLoop::~IOLoop() {
@@ -241,18 +241,20 @@ TimeoutHandle IOLoop::AddTimeout(absl::Duration delay, Callback callback) {
   const int64_t now = clock_->NowNanos();
   // ToInt64Nanoseconds() is inline only for non-negative durations; a negative delay
   // (already due) takes the same fast path negated. Infinities saturate.
-  const int64_t delta = delay >= absl::ZeroDuration() ? absl::ToInt64Nanoseconds(delay)
+  const int64_t delta = delay >= absl::ZeroDuration()        ? absl::ToInt64Nanoseconds(delay)
                         : delay == -absl::InfiniteDuration() ? std::numeric_limits<int64_t>::min()
                                                              : -absl::ToInt64Nanoseconds(-delay);
   int64_t deadline;
   if (__builtin_add_overflow(now, delta, &deadline)) {
-    deadline = delta > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+    deadline =
+        delta > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
   }
   return AddTimeoutNanos(deadline, std::move(callback));
 }
 
 TimeoutHandle IOLoop::AddTimeoutNanos(int64_t deadline_ns, Callback&& callback) {
-  if (StackContext::Active()) return timers_.AddNanos(deadline_ns, WithActiveContext(std::move(callback)));
+  if (StackContext::Active())
+    return timers_.AddNanos(deadline_ns, WithActiveContext(std::move(callback)));
   return timers_.AddNanos(deadline_ns, std::move(callback));
 }
 
@@ -262,8 +264,7 @@ void IOLoop::RemoveTimeout(TimeoutHandle handle) { timers_.Cancel(handle); }
 
 void IOLoop::Start() {
   IOLOOP_CHECK(!closed_, "IOLoop::Start() called on a closed loop");
-  IOLOOP_CHECK(!running_.load(),
-               "IOLoop::Start() called while this loop is already running");
+  IOLOOP_CHECK(!running_.load(), "IOLoop::Start() called while this loop is already running");
   if (stopped_.exchange(false)) return;  // Stop() before Start(): return at once.
   running_.store(true);
   IOLoop* const outer_loop = std::exchange(t_running_loop, this);
@@ -325,8 +326,7 @@ void IOLoop::RunCallbacks() {
   const uint64_t overflows = signal_overflows_.load(std::memory_order_relaxed);
   if (overflows != overflows_logged_) {
     Log(absl::StrCat("AddCallbackFromSignal: queue full (capacity ", kSignalQueueCapacity, "); ",
-                     overflows - overflows_logged_, " callbacks dropped, ", overflows,
-                     " in all"));
+                     overflows - overflows_logged_, " callbacks dropped, ", overflows, " in all"));
     overflows_logged_ = overflows;
   }
 }
@@ -446,9 +446,10 @@ void IOLoop::SetBlockingSignalThreshold(absl::Duration threshold, BlockingAction
   if (threshold <= absl::ZeroDuration()) return;
   if (!action) {
     action = [this](const BlockingReport& report) {
-      Log(absl::StrCat("IOLoop blocked for ", absl::FormatDuration(report.blocked_for),
-                       report.symbolized.empty() ? " (no stack captured)" : "; loop thread stack:\n",
-                       report.symbolized));
+      Log(absl::StrCat(
+          "IOLoop blocked for ", absl::FormatDuration(report.blocked_for),
+          report.symbolized.empty() ? " (no stack captured)" : "; loop thread stack:\n",
+          report.symbolized));
     };
   }
   watchdog_ = std::make_unique<ioloop_internal::BlockingWatchdog>(

@@ -79,10 +79,10 @@ using LogHandler = absl::AnyInvocable<void(absl::string_view message)>;
 
 // BlockingReport describes a stretch in which the loop did not return to poll.
 struct BlockingReport {
-  absl::Duration blocked_for;       // How long it had been busy when reported.
-  std::vector<void*> frames;        // The loop thread's stack, innermost first;
-                                    // empty if it could not be captured.
-  std::string symbolized;           // `frames` as text, one frame per line.
+  absl::Duration blocked_for;  // How long it had been busy when reported.
+  std::vector<void*> frames;   // The loop thread's stack, innermost first;
+                               // empty if it could not be captured.
+  std::string symbolized;      // `frames` as text, one frame per line.
 };
 
 // BlockingAction runs on the watchdog thread (not in a signal handler), so it may

@@ -124,7 +124,10 @@ TEST_P(RealLoopTest, ReusedFdNumberNeverGetsTheOldRegistrationsEvents) {
     close(victim);
     SocketPair(reused);
     ASSERT_EQ(reused[0], victim) << "the lowest free number is reused";
-    ASSERT_TRUE(loop_->AddHandler(reused[0], [&](int, EventMask) { ++new_calls; }, kRead).ok());
+    ASSERT_TRUE(loop_
+                    ->AddHandler(
+                        reused[0], [&](int, EventMask) { ++new_calls; }, kRead)
+                    .ok());
     ASSERT_TRUE(loop_->RemoveHandler(fd).ok());
     loop_->AddCallback([&] { loop_->Stop(); });
   };

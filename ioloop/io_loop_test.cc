@@ -150,7 +150,10 @@ TEST_F(FakeLoopTest, PollTimeoutIsTimeToNextDeadline) {
 
 TEST_F(FakeLoopTest, PollTimeoutIsInfiniteWithNothingScheduled) {
   std::vector<absl::Duration> timeouts;
-  ASSERT_TRUE(loop_->AddHandler(150, [&](int, EventMask) { loop_->Stop(); }, kRead).ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      150, [&](int, EventMask) { loop_->Stop(); }, kRead)
+                  .ok());
   poller_->SetPollHook([&](absl::Duration t) {
     timeouts.push_back(t);
     poller_->Inject(150, kRead);
@@ -168,7 +171,14 @@ TEST_F(FakeLoopTest, FakePollerRefusesToSleepForever) {
 
 TEST_F(FakeLoopTest, HandlerReceivesInjectedEvents) {
   std::vector<std::pair<int, EventMask>> seen;
-  ASSERT_TRUE(loop_->AddHandler(107, [&](int fd, EventMask e) { seen.push_back({fd, e}); }, kRead).ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      107,
+                      [&](int fd, EventMask e) {
+                        seen.push_back({fd, e});
+                      },
+                      kRead)
+                  .ok());
   EXPECT_EQ(poller_->RegisteredEvents(107), kRead);
   poller_->Inject(107, kRead | kWrite);  // kWrite was not asked for: filtered.
   loop_->AddTimeout(absl::Seconds(1), [&] { loop_->Stop(); });
@@ -177,11 +187,18 @@ TEST_F(FakeLoopTest, HandlerReceivesInjectedEvents) {
 }
 
 TEST_F(FakeLoopTest, HandlerErrorsNameTheFd) {
-  ASSERT_TRUE(loop_->AddHandler(109, [](int, EventMask) {}, kRead).ok());
-  absl::Status twice = loop_->AddHandler(109, [](int, EventMask) {}, kRead);
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      109, [](int, EventMask) {}, kRead)
+                  .ok());
+  absl::Status twice = loop_->AddHandler(
+      109, [](int, EventMask) {}, kRead);
   EXPECT_EQ(twice.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_THAT(std::string(twice.message()), HasSubstr("fd 109"));
-  EXPECT_EQ(loop_->AddHandler(-2, [](int, EventMask) {}, kRead).code(),
+  EXPECT_EQ(loop_
+                ->AddHandler(
+                    -2, [](int, EventMask) {}, kRead)
+                .code(),
             absl::StatusCode::kInvalidArgument);
   absl::Status missing = loop_->RemoveHandler(112);
   EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
@@ -195,11 +212,19 @@ TEST_F(FakeLoopTest, HandlerErrorsNameTheFd) {
 
 TEST_F(FakeLoopTest, HandlerRemovedEarlierInBatchIsNotCalled) {
   int calls_10 = 0, calls_11 = 0;
-  ASSERT_TRUE(loop_->AddHandler(110, [&](int, EventMask) {
-    ++calls_10;
-    EXPECT_TRUE(loop_->RemoveHandler(111).ok());
-  }, kRead).ok());
-  ASSERT_TRUE(loop_->AddHandler(111, [&](int, EventMask) { ++calls_11; }, kRead).ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      110,
+                      [&](int, EventMask) {
+                        ++calls_10;
+                        EXPECT_TRUE(loop_->RemoveHandler(111).ok());
+                      },
+                      kRead)
+                  .ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      111, [&](int, EventMask) { ++calls_11; }, kRead)
+                  .ok());
   poller_->Inject(110, kRead);  // The fake delivers in injection order.
   poller_->Inject(111, kRead);
   loop_->AddTimeout(absl::Seconds(1), [&] { loop_->Stop(); });
@@ -210,12 +235,23 @@ TEST_F(FakeLoopTest, HandlerRemovedEarlierInBatchIsNotCalled) {
 
 TEST_F(FakeLoopTest, NewHandlerForReusedFdNeverSeesOldEvents) {
   int old_calls = 0, new_calls = 0;
-  ASSERT_TRUE(loop_->AddHandler(110, [&](int, EventMask) {
-    // fd 111 is "closed" and its number reused by a new connection.
-    EXPECT_TRUE(loop_->RemoveHandler(111).ok());
-    EXPECT_TRUE(loop_->AddHandler(111, [&](int, EventMask) { ++new_calls; }, kRead).ok());
-  }, kRead).ok());
-  ASSERT_TRUE(loop_->AddHandler(111, [&](int, EventMask) { ++old_calls; }, kRead).ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      110,
+                      [&](int, EventMask) {
+                        // fd 111 is "closed" and its number reused by a new connection.
+                        EXPECT_TRUE(loop_->RemoveHandler(111).ok());
+                        EXPECT_TRUE(loop_
+                                        ->AddHandler(
+                                            111, [&](int, EventMask) { ++new_calls; }, kRead)
+                                        .ok());
+                      },
+                      kRead)
+                  .ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      111, [&](int, EventMask) { ++old_calls; }, kRead)
+                  .ok());
   poller_->Inject(110, kRead);
   poller_->Inject(111, kRead);
   loop_->AddTimeout(absl::Seconds(1), [&] {
@@ -232,10 +268,15 @@ TEST_F(FakeLoopTest, HandlerMayRemoveItselfAndIsDestroyedAfterReturning) {
   auto token = std::make_shared<int>(42);
   std::weak_ptr<int> watch = token;
   int seen_after_remove = 0;
-  ASSERT_TRUE(loop_->AddHandler(105, [this, token, &seen_after_remove](int fd, EventMask) {
-    EXPECT_TRUE(loop_->RemoveHandler(fd).ok());
-    seen_after_remove = *token;  // Still alive: destroyed only after we return.
-  }, kRead).ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      105,
+                      [this, token, &seen_after_remove](int fd, EventMask) {
+                        EXPECT_TRUE(loop_->RemoveHandler(fd).ok());
+                        seen_after_remove = *token;  // Still alive: destroyed only after we return.
+                      },
+                      kRead)
+                  .ok());
   token.reset();
   poller_->Inject(105, kRead);
   loop_->AddTimeout(absl::Seconds(1), [&] { loop_->Stop(); });
@@ -245,10 +286,18 @@ TEST_F(FakeLoopTest, HandlerMayRemoveItselfAndIsDestroyedAfterReturning) {
 }
 
 TEST_F(FakeLoopTest, ExceptionsAreReportedAndTheLoopKeepsRunning) {
-  ASSERT_TRUE(loop_->AddHandler(103, [](int, EventMask) { throw std::runtime_error("handler"); }, kRead).ok());
-  ASSERT_TRUE(loop_->AddHandler(104, [](int, EventMask) {
-    throw std::system_error(EPIPE, std::generic_category(), "write");
-  }, kRead).ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      103, [](int, EventMask) { throw std::runtime_error("handler"); }, kRead)
+                  .ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      104,
+                      [](int, EventMask) {
+                        throw std::system_error(EPIPE, std::generic_category(), "write");
+                      },
+                      kRead)
+                  .ok());
   poller_->Inject(103, kRead);
   poller_->Inject(104, kRead);
   loop_->AddCallback([] { throw std::runtime_error("callback"); });
@@ -296,10 +345,15 @@ TEST_F(FakeLoopTest, StopBeforeStartMakesNextStartReturnAtOnce) {
 TEST_F(FakeLoopTest, StopFinishesTheBatchThenReturnsWithoutPolling) {
   int calls = 0;
   for (int fd : {120, 121, 122}) {
-    ASSERT_TRUE(loop_->AddHandler(fd, [&](int, EventMask) {
-      ++calls;
-      loop_->Stop();
-    }, kRead).ok());
+    ASSERT_TRUE(loop_
+                    ->AddHandler(
+                        fd,
+                        [&](int, EventMask) {
+                          ++calls;
+                          loop_->Stop();
+                        },
+                        kRead)
+                    .ok());
     poller_->Inject(fd, kRead);
   }
   loop_->AddTimeout(absl::Hours(1), [] {});
@@ -356,7 +410,8 @@ TEST_F(FakeLoopTest, AddCallbackFromARealSignalHandler) {
   action.sa_handler = &OnSigusr1;
   ASSERT_EQ(sigaction(SIGUSR1, &action, &old), 0);
   loop_->AddCallback([] { raise(SIGUSR1); });  // Delivered to this (the loop) thread.
-  loop_->AddTimeout(absl::Hours(1), [] { FAIL() << "the signal's callback should have stopped the loop"; });
+  loop_->AddTimeout(absl::Hours(1),
+                    [] { FAIL() << "the signal's callback should have stopped the loop"; });
   loop_->Start();
   sigaction(SIGUSR1, &old, nullptr);
   EXPECT_LT(clock_.Now() - start_, absl::Hours(1));
@@ -382,19 +437,31 @@ TEST_F(FakeLoopTest, SignalQueueOverflowIsCountedAndLogged) {
 TEST_F(FakeLoopTest, CloseAllFdsClosesHandlerFds) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  ASSERT_TRUE(loop_->AddHandler(fds[0], [](int, EventMask) {}, kRead).ok());
-  ASSERT_TRUE(loop_->AddHandler(fds[1], [](int, EventMask) {}, kWrite).ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      fds[0], [](int, EventMask) {}, kRead)
+                  .ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      fds[1], [](int, EventMask) {}, kWrite)
+                  .ok());
   ASSERT_TRUE(loop_->Close(/*all_fds=*/true).ok());
   EXPECT_EQ(fcntl(fds[0], F_GETFD), -1);
   EXPECT_EQ(fcntl(fds[1], F_GETFD), -1);
-  EXPECT_EQ(loop_->AddHandler(fds[0], [](int, EventMask) {}, kRead).code(),
+  EXPECT_EQ(loop_
+                ->AddHandler(
+                    fds[0], [](int, EventMask) {}, kRead)
+                .code(),
             absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(FakeLoopTest, CloseWithoutAllFdsLeavesThemOpen) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  ASSERT_TRUE(loop_->AddHandler(fds[0], [](int, EventMask) {}, kRead).ok());
+  ASSERT_TRUE(loop_
+                  ->AddHandler(
+                      fds[0], [](int, EventMask) {}, kRead)
+                  .ok());
   ASSERT_TRUE(loop_->Close().ok());
   EXPECT_NE(fcntl(fds[0], F_GETFD), -1);
   close(fds[0]);

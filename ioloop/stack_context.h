@@ -65,7 +65,9 @@ class UnhandledException : public std::exception {
  public:
   explicit UnhandledException(std::exception_ptr error) : error_(std::move(error)) {}
   const std::exception_ptr& error() const { return error_; }
-  const char* what() const noexcept override { return "exception not handled by any stack context"; }
+  const char* what() const noexcept override {
+    return "exception not handled by any stack context";
+  }
 
  private:
   std::exception_ptr error_;

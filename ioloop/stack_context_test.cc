@@ -59,7 +59,11 @@ TEST_F(StackContextTest, ExceptionReachesTheContextActiveWhenScheduled) {
     });
     loop_->AddCallback([] { throw std::runtime_error("from callback"); });
     loop_->AddTimeout(absl::Seconds(1), [] { throw std::runtime_error("from timeout"); });
-    ASSERT_TRUE(loop_->AddHandler(100, [](int, EventMask) { throw std::runtime_error("from handler"); }, kRead).ok());
+    ASSERT_TRUE(
+        loop_
+            ->AddHandler(
+                100, [](int, EventMask) { throw std::runtime_error("from handler"); }, kRead)
+            .ok());
   }
   poller_->Inject(100, kRead);
   RunFor(absl::Seconds(2));
@@ -162,7 +166,8 @@ TEST_F(StackContextTest, HandlerThatThrowsPassesItsExceptionOutwards) {
       seen.push_back(What(e));
       return true;
     });
-    ExceptionStackContext inner([](std::exception_ptr) -> bool { throw std::runtime_error("rethrown"); });
+    ExceptionStackContext inner(
+        [](std::exception_ptr) -> bool { throw std::runtime_error("rethrown"); });
     loop_->AddCallback([] { throw std::runtime_error("original"); });
   }
   RunFor(absl::Seconds(1));

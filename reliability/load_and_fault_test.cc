@@ -74,10 +74,14 @@ TEST(LoadTest, TenThousandConnectionsEchoEveryByte) {
   });
   close(shared[1]);
   char ok = 0;
-  ASSERT_TRUE(loop.AddHandler(child.result_fd, [&](int fd, EventMask) {
-    (void)!read(fd, &ok, 1);
-    loop.Stop();
-  }, kRead).ok());
+  ASSERT_TRUE(loop.AddHandler(
+                      child.result_fd,
+                      [&](int fd, EventMask) {
+                        (void)!read(fd, &ok, 1);
+                        loop.Stop();
+                      },
+                      kRead)
+                  .ok());
   const int64_t cpu0 = ProcessCpuNanos();
   loop.AddTimeout(absl::Seconds(55), [&] { loop.Stop(); });
   loop.Start();
@@ -125,16 +129,21 @@ TEST(FaultTest, FdExhaustionDoesNotBusyLoopAndRecovers) {
   low.rlim_cur = static_cast<rlim_t>(*OpenFds().rbegin() + 50);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
   char ok = 0;
-  ASSERT_TRUE(loop.AddHandler(child.result_fd, [&](int fd, EventMask) {
-    (void)!read(fd, &ok, 1);
-    loop.Stop();
-  }, kRead).ok());
+  ASSERT_TRUE(loop.AddHandler(
+                      child.result_fd,
+                      [&](int fd, EventMask) {
+                        (void)!read(fd, &ok, 1);
+                        loop.Stop();
+                      },
+                      kRead)
+                  .ok());
   loop.AddTimeout(absl::Seconds(50), [&] { loop.Stop(); });
   const int64_t cpu0 = ProcessCpuNanos();
   const auto wall0 = std::chrono::steady_clock::now();
   loop.Start();
   const double cpu_s = (ProcessCpuNanos() - cpu0) / 1e9;
-  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  const double wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   setrlimit(RLIMIT_NOFILE, &old);
   waitpid(child.pid, nullptr, 0);
   EXPECT_EQ(ok, 1) << "the server must serve again once fds free up";
@@ -271,7 +280,8 @@ TEST(LoadTest, EightThreadsOfCallbacksWhileServingEveryOneRunsOnce) {
   Figure("callbacks_run", static_cast<double>(total));
   Figure("callback_exceptions_reported", static_cast<double>(loop.exceptions.load()));
   Figure("wakeups_sent", static_cast<double>(loop.WakeupsSent()));
-  Figure("callbacks_per_wakeup", static_cast<double>(total) / std::max<uint64_t>(1, loop.WakeupsSent()));
+  Figure("callbacks_per_wakeup",
+         static_cast<double>(total) / std::max<uint64_t>(1, loop.WakeupsSent()));
   Figure("io_bytes_echoed_meanwhile", static_cast<double>(seen.bytes_echoed));
 }
 
@@ -304,7 +314,8 @@ TEST(FaultTest, PeersThatNeverReadKeepMemoryBounded) {
       << "the peers did try to push more than the bound";
   Figure("never_reading_peers", kPeers);
   Figure("bytes_peers_got_into_kernel_buffers", static_cast<double>(pushed));
-  Figure("server_peak_buffered_per_connection", static_cast<double>((*server)->peak_buffered_bytes()));
+  Figure("server_peak_buffered_per_connection",
+         static_cast<double>((*server)->peak_buffered_bytes()));
   for (int fd : fds) close(fd);
 }
 
@@ -343,16 +354,21 @@ TEST(FaultTest, StopUnderLoadThenCloseAllFds) {
     int fds[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
     for (int fd : fds) {
-      ASSERT_TRUE(loop.AddHandler(fd, [&events](int fd, EventMask) {
-        char c;
-        if (read(fd, &c, 1) == 1) (void)!write(fd, &c, 1);
-        events.fetch_add(1, std::memory_order_relaxed);
-      }, kRead).ok());
+      ASSERT_TRUE(loop.AddHandler(
+                          fd,
+                          [&events](int fd, EventMask) {
+                            char c;
+                            if (read(fd, &c, 1) == 1) (void)!write(fd, &c, 1);
+                            events.fetch_add(1, std::memory_order_relaxed);
+                          },
+                          kRead)
+                      .ok());
     }
     ASSERT_EQ(write(fds[0], "x", 1), 1);
   }
   std::thread stopper([&] {
-    while (events.load() < 200000 / static_cast<uint64_t>(kSanitizerDivisor)) std::this_thread::yield();
+    while (events.load() < 200000 / static_cast<uint64_t>(kSanitizerDivisor))
+      std::this_thread::yield();
     poller->stop_requested = true;
     loop.Stop();
   });

@@ -21,9 +21,11 @@ EventMask FakePoller::RegisteredEvents(int fd) const {
 }
 
 absl::Status FakePoller::Register(int fd, EventMask events) {
-  if (fd < 0) return absl::InvalidArgumentError(absl::StrCat("fake: Register fd ", fd, ": negative fd"));
+  if (fd < 0)
+    return absl::InvalidArgumentError(absl::StrCat("fake: Register fd ", fd, ": negative fd"));
   if (events & ~kAllEvents) {
-    return absl::InvalidArgumentError(absl::StrCat("fake: Register fd ", fd, ": unknown event bits"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("fake: Register fd ", fd, ": unknown event bits"));
   }
   if (!registered_.emplace(fd, events).second) {
     return absl::AlreadyExistsError(absl::StrCat("fake: Register fd ", fd, ": already registered"));

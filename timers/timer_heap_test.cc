@@ -212,7 +212,8 @@ TEST(TimerHeapTest, MatchesReferenceModelUnderRandomOperations) {
     if (op < 5) {
       const int64_t deadline = now + static_cast<int64_t>(rng() % 50);
       const int id = next_id++;
-      model.push_back({deadline, id, heap.Add(At(deadline), [&fired, id] { fired.push_back(id); })});
+      model.push_back(
+          {deadline, id, heap.Add(At(deadline), [&fired, id] { fired.push_back(id); })});
     } else if (op < 8 && !model.empty()) {
       const size_t i = rng() % model.size();
       ASSERT_TRUE(heap.Cancel(model[i].handle));

@@ -1,3 +1,5 @@
+#include "waker/waker.h"
+
 #include <fcntl.h>
 #include <poll.h>
 
@@ -8,7 +10,6 @@
 
 #include "gtest/gtest.h"
 #include "waker/pipe_waker.h"
-#include "waker/waker.h"
 #ifdef IOLOOP_HAVE_EVENTFD
 #include "waker/eventfd_waker.h"
 #endif

@@ -54,7 +54,8 @@ class EpollPoller final : public Poller {
   }
 
   absl::Status Unregister(int fd) override {
-    if (fd < 0 || !table_.Contains(fd)) return backend_internal::NotRegistered(kName, "Unregister", fd);
+    if (fd < 0 || !table_.Contains(fd))
+      return backend_internal::NotRegistered(kName, "Unregister", fd);
     table_.Erase(fd);
     epoll_event unused{};
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, &unused) < 0 && errno != EBADF && errno != ENOENT) {
@@ -77,9 +78,10 @@ class EpollPoller final : public Poller {
       if (registered == FdTable::kNotRegistered) continue;  // A dup'd description outliving its fd.
       const uint32_t e = batch_[i].events;
       // The common case, plain readiness without error or hang-up, skips the mapping.
-      const EventMask m = e == EPOLLIN    ? kRead
-                          : e == EPOLLOUT ? kWrite
-                                          : backend_internal::WithWatchedOnError(FromEpoll(e), registered);
+      const EventMask m = e == EPOLLIN ? kRead
+                          : e == EPOLLOUT
+                              ? kWrite
+                              : backend_internal::WithWatchedOnError(FromEpoll(e), registered);
       ready.push_back({fd, m});
     }
     if (static_cast<size_t>(n) == batch_.size() && batch_.size() < kMaxBatch &&

@@ -12,12 +12,13 @@ namespace ioloop::backend_internal {
 absl::Status CheckArguments(absl::string_view backend, absl::string_view call, int fd,
                             EventMask events) {
   if (fd < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(backend, ": ", call, " fd ", fd, ": negative fd"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(backend, ": ", call, " fd ", fd, ": negative fd"));
   }
   if (events & ~kAllEvents) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(backend, ": ", call, " fd ", fd, ": unknown event bits 0x",
-                     absl::Hex(events & ~kAllEvents)));
+    return absl::InvalidArgumentError(absl::StrCat(backend, ": ", call, " fd ", fd,
+                                                   ": unknown event bits 0x",
+                                                   absl::Hex(events & ~kAllEvents)));
   }
   return absl::OkStatus();
 }

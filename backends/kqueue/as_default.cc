@@ -2,8 +2,8 @@
 // such file, chosen by platform and by --//backends:poller.
 
 #include "backends/default_poller.h"
-#include "backends/kqueue/kqueue_poller.h"
 #include "backends/internal/backend_util.h"
+#include "backends/kqueue/kqueue_poller.h"
 
 namespace ioloop {
 

@@ -46,7 +46,8 @@ class KqueuePoller final : public Poller {
   }
 
   absl::Status Unregister(int fd) override {
-    if (fd < 0 || !table_.Contains(fd)) return backend_internal::NotRegistered(kName, "Unregister", fd);
+    if (fd < 0 || !table_.Contains(fd))
+      return backend_internal::NotRegistered(kName, "Unregister", fd);
     const EventMask old = table_.Get(fd);
     table_.Erase(fd);
     // A closed fd already lost its filters (ENOENT/EBADF): that is success.
@@ -59,8 +60,8 @@ class KqueuePoller final : public Poller {
     timespec ts;
     timespec* tsp = nullptr;
     if (timeout != absl::InfiniteDuration()) {
-      ts = absl::ToTimespec(absl::Ceil(timeout < absl::ZeroDuration() ? absl::ZeroDuration() : timeout,
-                                       absl::Nanoseconds(1)));
+      ts = absl::ToTimespec(absl::Ceil(
+          timeout < absl::ZeroDuration() ? absl::ZeroDuration() : timeout, absl::Nanoseconds(1)));
       tsp = &ts;
     }
     const int n = kevent(kq_, nullptr, 0, batch_.data(), static_cast<int>(batch_.size()), tsp);

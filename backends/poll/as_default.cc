@@ -2,8 +2,8 @@
 // such file, chosen by platform and by --//backends:poller.
 
 #include "backends/default_poller.h"
-#include "backends/poll/poll_poller.h"
 #include "backends/internal/backend_util.h"
+#include "backends/poll/poll_poller.h"
 
 namespace ioloop {
 

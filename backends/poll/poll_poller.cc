@@ -52,7 +52,8 @@ class PollPoller final : public Poller {
   }
 
   absl::Status Unregister(int fd) override {
-    if (fd < 0 || !table_.Contains(fd)) return backend_internal::NotRegistered(kName, "Unregister", fd);
+    if (fd < 0 || !table_.Contains(fd))
+      return backend_internal::NotRegistered(kName, "Unregister", fd);
     table_.Erase(fd);
     const int i = index_[fd];
     const int last = static_cast<int>(pollfds_.size()) - 1;
@@ -75,8 +76,8 @@ class PollPoller final : public Poller {
       const pollfd& p = pollfds_[i];
       if (p.revents == 0) continue;
       --n;
-      ready.push_back({p.fd, backend_internal::WithWatchedOnError(FromPoll(p.revents),
-                                                                  table_.Get(p.fd))});
+      ready.push_back(
+          {p.fd, backend_internal::WithWatchedOnError(FromPoll(p.revents), table_.Get(p.fd))});
     }
     return absl::OkStatus();
   }

@@ -43,7 +43,8 @@ class SelectPoller final : public Poller {
   }
 
   absl::Status Unregister(int fd) override {
-    if (fd < 0 || !table_.Contains(fd)) return backend_internal::NotRegistered(kName, "Unregister", fd);
+    if (fd < 0 || !table_.Contains(fd))
+      return backend_internal::NotRegistered(kName, "Unregister", fd);
     table_.Erase(fd);
     Apply(fd, kNone);
     fds_.erase(std::find(fds_.begin(), fds_.end(), fd));
@@ -56,7 +57,8 @@ class SelectPoller final : public Poller {
     timeval tv;
     timeval* tvp = nullptr;
     if (timeout != absl::InfiniteDuration()) {
-      tv = absl::ToTimeval(absl::Ceil(std::max(timeout, absl::ZeroDuration()), absl::Microseconds(1)));
+      tv = absl::ToTimeval(
+          absl::Ceil(std::max(timeout, absl::ZeroDuration()), absl::Microseconds(1)));
       tvp = &tv;
     }
     const int max_fd = fds_.empty() ? -1 : *std::max_element(fds_.begin(), fds_.end());
@@ -82,16 +84,22 @@ class SelectPoller final : public Poller {
   static absl::Status Check(absl::string_view call, int fd, EventMask events) {
     if (auto s = backend_internal::CheckArguments(kName, call, fd, events); !s.ok()) return s;
     if (fd >= FD_SETSIZE) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kName, ": ", call, " fd ", fd, ": select cannot watch fds >= FD_SETSIZE (",
-          FD_SETSIZE, "); use the poll or epoll backend"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(kName, ": ", call, " fd ", fd, ": select cannot watch fds >= FD_SETSIZE (",
+                       FD_SETSIZE, "); use the poll or epoll backend"));
     }
     return absl::OkStatus();
   }
 
   void Apply(int fd, EventMask events) {
-    if (events & kRead) FD_SET(fd, &read_set_); else FD_CLR(fd, &read_set_);
-    if (events & kWrite) FD_SET(fd, &write_set_); else FD_CLR(fd, &write_set_);
+    if (events & kRead)
+      FD_SET(fd, &read_set_);
+    else
+      FD_CLR(fd, &read_set_);
+    if (events & kWrite)
+      FD_SET(fd, &write_set_);
+    else
+      FD_CLR(fd, &write_set_);
   }
 
   // select() failed with EBADF: a registered fd was closed. Report those as errors.

@@ -17,7 +17,8 @@ class IOLoopAdapter {
 
   template <class H>
   void WatchRead(int fd, H* h) {
-    (void)loop_.AddHandler(fd, [h](int fd, EventMask) { h->OnReadable(fd); }, kRead);
+    (void)loop_.AddHandler(
+        fd, [h](int fd, EventMask) { h->OnReadable(fd); }, kRead);
   }
   void Unwatch(int fd) { (void)loop_.RemoveHandler(fd); }
 
@@ -27,7 +28,9 @@ class IOLoopAdapter {
   }
   void CancelTimer(size_t i) { loop_.RemoveTimeout(timers_[i]); }
 
-  void Post(Fn fn, void* arg) { loop_.AddCallback([fn, arg] { fn(arg); }); }
+  void Post(Fn fn, void* arg) {
+    loop_.AddCallback([fn, arg] { fn(arg); });
+  }
 
   void Run() { loop_.Start(); }
   void Stop() { loop_.Stop(); }

@@ -23,7 +23,9 @@ TEST(IdleTimeoutTest, FiresTenMinutesAfterTheLastTouchWithoutWaiting) {
     loop.Stop();
   });
   // Activity on a connection (fd 100) after 3 minutes pushes the deadline back.
-  ASSERT_TRUE(loop.AddHandler(100, [&](int, ioloop::EventMask) { idle.Touch(); }, ioloop::kRead).ok());
+  ASSERT_TRUE(loop.AddHandler(
+                      100, [&](int, ioloop::EventMask) { idle.Touch(); }, ioloop::kRead)
+                  .ok());
   loop.AddTimeout(absl::Minutes(3), [&] { fake->Inject(100, ioloop::kRead); });
 
   const auto wall_start = std::chrono::steady_clock::now();
