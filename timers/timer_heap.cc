@@ -1,7 +1,10 @@
 #include "timers/timer_heap.h"
 
+#include <atomic>
 #include <limits>
 #include <utility>
+
+#include "base/check.h"
 
 namespace ioloop {
 namespace {
@@ -15,7 +18,15 @@ int64_t ToKey(absl::Time deadline) {
   return absl::ToUnixNanos(deadline);
 }
 
+// Heap ids start at 1 and are never reused within a process (a process would need
+// 2^32 heaps to wrap).
+std::atomic<uint32_t> g_next_heap_id{1};
+
 }  // namespace
+
+TimerHeap::TimerHeap() : id_(g_next_heap_id.fetch_add(1, std::memory_order_relaxed)) {}
+
+TimerHeap::~TimerHeap() { Clear(); }
 
 TimerHeap::Handle TimerHeap::Add(absl::Time deadline, Callback callback) {
   return AddNanos(ToKey(deadline), std::move(callback));
@@ -43,13 +54,15 @@ TimerHeap::Handle TimerHeap::AddNanos(int64_t deadline_ns, Callback&& callback) 
     SiftUp(static_cast<uint32_t>(heap_.size() - 1));
   }
   ++live_;
-  return Handle(slot, sequence);
+  return Handle(slot, id_, sequence);
 }
 
 bool TimerHeap::Cancel(Handle handle) {
-  if (handle.IsNull() || handle.slot_ >= slots_.size()) return false;
-  Slot& s = slots_[handle.slot_];
-  if (s.sequence != handle.sequence_) return false;
+  if (handle.IsNull() || handle.heap_ != id_ || handle.slot_ >= slots_.size()) return false;
+  if (slots_[handle.slot_].sequence != handle.sequence_) return false;
+  // Destroyed when this function returns, after the heap is consistent again: its
+  // destructor may call back in (even Cancel(handle) again, then a no-op).
+  Callback cancelled = std::move(slots_[handle.slot_].callback);
   const uint32_t position = positions_[handle.slot_];
   if (position & kDeferred) {
     const uint32_t index = position & ~kDeferred;
@@ -74,6 +87,7 @@ absl::Time TimerHeap::NextDeadline() const {
 bool TimerHeap::TakeDue(absl::Time now) { return TakeDueNanos(ToKey(now)); }
 
 bool TimerHeap::TakeDueNanos(int64_t now_ns) {
+  IOLOOP_DCHECK(!in_batch_, "TimerHeap::TakeDue() during a batch: pop the batch to its end first");
   if (heap_.empty() || heap_.front().deadline_ns > now_ns) return false;
   in_batch_ = true;
   batch_now_ = now_ns;
@@ -92,6 +106,27 @@ bool TimerHeap::PopTaken(Callback& out) {
   out = std::move(slots_[slot].callback);
   FreeSlot(slot);
   return true;
+}
+
+void TimerHeap::Clear() {
+  in_batch_ = false;
+  while (live_ > 0) {
+    // Take every callback out, leave the heap empty and consistent, then destroy them
+    // one by one: their destructors may add entries (cleared on the next round) or
+    // cancel any handle (a no-op now).
+    std::vector<Callback> doomed;
+    doomed.reserve(live_);
+    for (Slot& slot : slots_) {
+      if (slot.sequence != 0) doomed.push_back(std::move(slot.callback));
+    }
+    std::vector<Node>().swap(heap_);
+    std::vector<Slot>().swap(slots_);
+    std::vector<uint32_t>().swap(positions_);
+    std::vector<uint32_t>().swap(free_slots_);
+    std::vector<Node>().swap(deferred_);
+    live_ = 0;
+    for (Callback& callback : doomed) callback = nullptr;
+  }
 }
 
 void TimerHeap::EndBatch() {
@@ -150,6 +185,7 @@ void TimerHeap::RemoveAt(uint32_t index) {
 }
 
 void TimerHeap::FreeSlot(uint32_t slot) {
+  // The callback was moved out by the caller: nothing user-supplied is destroyed here.
   Slot& s = slots_[slot];
   s.callback = nullptr;
   s.sequence = 0;

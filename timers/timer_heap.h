@@ -17,6 +17,10 @@
 // TakeDue(). Entries are popped from the heap as the batch runs; no copy of the batch
 // is made.
 //
+// Re-entrancy: a callback's destructor may call back into the heap (Add, Cancel,
+// even of its own handle). The heap never destroys a callback while it is mid-update:
+// it moves the callback out, finishes its bookkeeping, and destroys it last.
+//
 // Thread-safety: none; one thread owns a TimerHeap.
 
 #ifndef IOLOOP_TIMERS_TIMER_HEAP_H_
@@ -35,9 +39,9 @@ class TimerHeap {
  public:
   using Callback = absl::AnyInvocable<void()>;
 
-  // Handle names one entry. A default-constructed Handle names nothing. Handles stay
-  // safe to use after their entry fired or was cancelled: they never alias a later
-  // entry.
+  // Handle names one entry of one heap. A default-constructed Handle names nothing.
+  // Handles stay safe to use after their entry fired or was cancelled: they never
+  // alias a later entry, nor an entry of another heap.
   class Handle {
    public:
     Handle() = default;
@@ -46,12 +50,16 @@ class TimerHeap {
 
    private:
     friend class TimerHeap;
-    Handle(uint32_t slot, uint64_t sequence) : slot_(slot), sequence_(sequence) {}
+    Handle(uint32_t slot, uint32_t heap, uint64_t sequence)
+        : slot_(slot), heap_(heap), sequence_(sequence) {}
     uint32_t slot_ = 0;
+    uint32_t heap_ = 0;  // Which heap made it (TimerHeap::id_).
     uint64_t sequence_ = 0;
   };
 
-  TimerHeap() = default;
+  TimerHeap();
+  // ~TimerHeap() destroys the pending callbacks as Clear() does.
+  ~TimerHeap();
   TimerHeap(const TimerHeap&) = delete;
   TimerHeap& operator=(const TimerHeap&) = delete;
 
@@ -62,10 +70,17 @@ class TimerHeap {
   // (INT64_MAX: never). The loop's hot path; it moves from `callback`.
   Handle AddNanos(int64_t deadline_ns, Callback&& callback);
 
-  // Cancel() removes the entry named by `handle` and destroys its callback. Returns
-  // true if it was pending (including due in the current batch but not yet popped);
-  // false for a fired, cancelled or null handle, which is not an error. O(log n).
+  // Cancel() removes the entry named by `handle` and destroys its callback (after the
+  // heap is consistent again, so the destructor may call back in). Returns true if it
+  // was pending (including due in the current batch but not yet popped); false for a
+  // fired, cancelled or null handle, or one from another heap, which is not an error.
+  // O(log n).
   bool Cancel(Handle handle);
+
+  // Clear() removes every entry and destroys the callbacks, one at a time, each with
+  // the heap already consistent; entries their destructors add are cleared too, until
+  // none is left. Ends any batch.
+  void Clear();
 
   // NextDeadline() is the earliest queued deadline, or absl::InfiniteFuture() when no
   // entry is queued. Meaningful between batches.
@@ -73,7 +88,7 @@ class TimerHeap {
 
   // TakeDue() starts a batch of every entry whose deadline is at or before `now`, to
   // be popped in (deadline, insertion) order; returns whether any is due. Call it only
-  // when the previous batch has been popped to the end.
+  // when the previous batch has been popped to the end (a debug check).
   bool TakeDue(absl::Time now);
   bool TakeDueNanos(int64_t now_ns);
 
@@ -129,6 +144,7 @@ class TimerHeap {
   // Entries added during a batch with a deadline inside it; they join heap_ when it
   // ends.
   std::vector<Node> deferred_;
+  const uint32_t id_;  // Distinct per heap, so handles from another heap never match.
   bool in_batch_ = false;
   int64_t batch_now_ = 0;
   size_t live_ = 0;
