@@ -1,8 +1,9 @@
 // IOLoop: a level-triggered I/O event loop after Tornado's IOLoop.
 //
-// The loop composes four parts, each injectable through IOLoop::Options: a Poller
-// (//backends), a TimerHeap (//timers), a Waker (//waker) and a Clock (//timers).
-// Tests run the same loop on testing::FakePoller and testing::FakeClock.
+// The loop composes three injectable parts, given through IOLoop::Options: a Poller
+// (//backends), a Clock (//timers) and a Waker (//waker); it keeps its timeouts in a
+// TimerHeap (//timers). Tests run the same loop on testing::FakePoller and
+// testing::FakeClock (testing/fake_loop.h puts the three together).
 //
 //   IOLoop loop;
 //   loop.AddHandler(fd, [&](int fd, EventMask events) { ... }, kRead);
@@ -15,45 +16,73 @@
 //   2. read the clock once and run the timeouts due at that time, in (deadline,
 //      insertion) order, skipping any removed meanwhile; a timeout added by one of
 //      them with a past deadline runs on a later iteration, after one poll;
-//   3. if Stop() was called, return from Start() here;
+//   3. if Stop() was called, Start() returns here: the stop flag is checked only
+//      before polling (Tornado's rule);
 //   4. poll: timeout zero if callbacks are queued, else until the next deadline, else
 //      without limit;
 //   5. dispatch the ready fds (their order among themselves is unspecified).
 //
-// Threads: an IOLoop belongs to the thread that calls Start(). AddCallback(),
-// AddCallbackFromSignal() and Stop() may be called from any thread (the first two
-// also before Start()); everything else only from the loop's thread (or before
-// Start()).
+// Threads: an IOLoop belongs to the thread that runs it (Start() or RunOnce()), and
+// before it first runs, to the thread that made it. AddCallback(),
+// AddCallbackFromSignal(), Stop(), IsInLoopThread() and Metrics() may be called from
+// any thread; everything else only from the loop's thread, or from any one thread
+// while the loop is not running. A loop-thread-only call from another thread while
+// the loop runs is a check failure in debug builds (free in NDEBUG builds).
+//
+// Time: timeouts use the loop's clock (RealClock(): monotonic, on the Unix epoch; see
+// timers/clock.h). AddTimeout(delay) counts `delay` from the loop's cached time, read
+// at most once per phase of an iteration: the first AddTimeout(delay) after the loop
+// returns from polling reads the clock, later ones in the same batch reuse that
+// reading, and the timeout phase reads it again (libuv's loop time works the same
+// way; Tornado read the clock per call). So a timeout never fires before `delay` has
+// passed since that reading, and a handler that runs long before adding a timeout can
+// see it fire early by up to the time it ran: call UpdateTime() first when that
+// matters. A timeout fires late by at most the poller's resolution (1 ms for epoll and
+// poll, 1 us for select) plus whatever the loop was busy with when it came due.
 //
 // Exceptions: whatever a handler, callback or timeout throws is caught. It goes to
 // the stack context active when the work was scheduled (ioloop/stack_context.h),
 // else to HandleCallbackException(); the loop keeps running. A std::system_error
 // with EPIPE thrown by an fd handler is ignored, as in Tornado (a peer went away).
+// Nothing a user supplies escapes Start(): not an exception from
+// HandleCallbackException(), nor from the log handler.
 //
-// Shutdown order: Stop() (any thread) -> Start() returns -> Close() -> destructor.
-// Close() releases the poller and waker (and with all_fds, closes the handlers'
-// fds); the destructor does the same if Close() was not called, but never closes
-// user fds.
+// Re-entrancy: the loop owns every handler, callback and timeout it is given, and
+// destroys each when it is done with it: a callback right after it ran, a timeout
+// right after it fired or when it is removed, a handler when it is removed, and
+// everything still pending in Close() or ~IOLoop. Their destructors may call back
+// into the loop (RemoveTimeout() of their own or another handle, AddTimeout(),
+// AddCallback(), RemoveHandler(), ...): the loop never destroys user code while its
+// own state is mid-update, so nothing runs twice, nothing vanishes, and nothing is
+// touched after it is freed.
+//
+// Shutdown order: Stop() (any thread) -> Start() returns -> Close() -> ~IOLoop.
+// Close() destroys every pending handler, timeout and callback without running them
+// (repeating until their destructors add no more), then releases the poller and
+// waker; with all_fds it also closes the handlers' fds. ~IOLoop does the same if
+// Close() was not called, but never closes user fds.
 
 #ifndef IOLOOP_IOLOOP_IO_LOOP_H_
 #define IOLOOP_IOLOOP_IO_LOOP_H_
 
-#include <array>
 #include <atomic>
 #include <cstdint>
 #include <exception>
 #include <memory>
-#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "backends/events.h"
 #include "backends/poller.h"
+#include "base/mutex.h"
 #include "ioloop/stack_context.h"
 #include "timers/clock.h"
 #include "timers/timer_heap.h"
@@ -63,6 +92,8 @@ namespace ioloop {
 
 namespace ioloop_internal {
 class BlockingWatchdog;
+template <typename T, size_t kCapacity>
+class SignalQueue;
 }  // namespace ioloop_internal
 
 // Handler receives the fd and the events found ready on it.
@@ -74,7 +105,8 @@ using TimeoutHandle = TimerHeap::Handle;
 
 // LogHandler receives one complete message per call, without a trailing newline. It
 // is called from the loop's thread, and from the watchdog's thread for blocking
-// reports, so it must be thread-safe.
+// reports, so it must be thread-safe. An exception it throws is swallowed (the
+// message then goes to stderr).
 using LogHandler = absl::AnyInvocable<void(absl::string_view message)>;
 
 // BlockingReport describes a stretch in which the loop did not return to poll.
@@ -88,6 +120,22 @@ struct BlockingReport {
 // BlockingAction runs on the watchdog thread (not in a signal handler), so it may
 // log, allocate or lock freely.
 using BlockingAction = absl::AnyInvocable<void(const BlockingReport&)>;
+
+// LoopMetrics: counters for a monitoring system, since the loop was made. Cheap
+// enough to leave on: each is a plain store on the loop's thread; idle_time costs
+// two coarse clock reads per poll (Clock::CoarseNowNanos(): a few nanoseconds on
+// Linux, a tick of 1-4 ms, so it is an unbiased estimate over many polls rather than
+// exact per poll).
+struct LoopMetrics {
+  uint64_t iterations = 0;                // Times the loop went round.
+  uint64_t events_dispatched = 0;         // Handler calls.
+  uint64_t callbacks_run = 0;             // AddCallback() and AddCallbackFromSignal().
+  uint64_t timeouts_fired = 0;            // Timeouts run.
+  uint64_t wakeups_sent = 0;              // Writes to the waker by any thread.
+  uint64_t signal_callbacks_dropped = 0;  // AddCallbackFromSignal() on a full queue.
+  absl::Duration idle_time;               // Time spent waiting in poll (libuv's
+                                          // uv_metrics_idle_time).
+};
 
 class IOLoop {
  public:
@@ -103,18 +151,22 @@ class IOLoop {
   };
 
   // kSignalQueueCapacity: how many AddCallbackFromSignal() callbacks can wait at
-  // once; more are dropped and counted (SignalQueueOverflows()).
+  // once; more are dropped and counted (LoopMetrics::signal_callbacks_dropped).
   static constexpr size_t kSignalQueueCapacity = 256;
 
-  // IOLoop() uses the build's default poller, RealClock() and the platform waker. A
-  // failure to create them (out of fds) aborts with a message; inject parts created
-  // with the status-returning factories to handle that instead.
+  // IOLoop() uses the build's default poller, RealClock() and the platform waker.
+  // Failing to create them or to watch the waker (out of fds; select and a waker fd
+  // >= FD_SETSIZE) aborts with a message: use Create() to get that as a status.
   IOLoop();
   explicit IOLoop(Options options);
   virtual ~IOLoop();
 
   IOLoop(const IOLoop&) = delete;
   IOLoop& operator=(const IOLoop&) = delete;
+
+  // Create() is IOLoop(options), with every construction failure returned as a
+  // status naming its cause instead of aborting.
+  static absl::StatusOr<std::unique_ptr<IOLoop>> Create(Options options);
 
   // Instance() is the process-wide loop, created with IOLoop() on first use unless
   // Install() named another. Initialized() says whether it exists yet. Install()
@@ -126,24 +178,26 @@ class IOLoop {
   // AddHandler() calls `handler` on this loop whenever `fd` is ready for `events`
   // (kError is always included). Errors are the poller's: InvalidArgument for a bad
   // fd, AlreadyExists if `fd` has a handler, the errno otherwise; each names the fd.
-  // The handler carries the stack context active now.
+  // FailedPrecondition after Close(). The handler carries the stack context active
+  // now. Loop thread.
   absl::Status AddHandler(int fd, Handler handler, EventMask events);
 
   // UpdateHandler() changes the events `fd` is watched for. NotFound without a
-  // handler.
+  // handler. Loop thread.
   absl::Status UpdateHandler(int fd, EventMask events);
 
   // RemoveHandler() forgets `fd`'s handler at once: it is never called again, not even
   // for events already collected in this iteration, and a handler added later for the
   // same fd number never sees the old fd's events. A handler may remove itself or any
-  // other. The handler object is destroyed immediately, or, when it is the one
+  // other. The handler object is destroyed before this returns, or, when it is the one
   // running, right after it returns. Returns NotFound without a handler; if the
   // poller fails to unregister, the handler is still removed and the error returned.
+  // Loop thread.
   absl::Status RemoveHandler(int fd);
 
   // AddCallback() runs `callback` on the loop's thread on its next iteration.
-  // Thread-safe. Wakes the loop only when needed: not from the loop's own thread, and
-  // not when a wake is already pending.
+  // Thread-safe. Wakes the loop only when it is asleep in poll (or about to be) and no
+  // wake-up is already on its way: a post to a busy loop costs no system call.
   void AddCallback(Callback callback);
 
   // AddCallbackFromSignal() is AddCallback() for signal handlers: async-signal-safe,
@@ -153,40 +207,59 @@ class IOLoop {
   // counted, and the loop logs the count. Runs with no stack context.
   void AddCallbackFromSignal(Callback callback);
 
-  // SignalQueueOverflows() counts callbacks AddCallbackFromSignal() had to drop.
-  uint64_t SignalQueueOverflows() const { return signal_overflows_.load(); }
-
-  // WakeupsSent() counts the wake-ups AddCallback()/Stop() sent to the waker.
-  uint64_t WakeupsSent() const { return wakeups_sent_.load(); }
-
-  // AddTimeout() runs `callback` at `deadline` (by this loop's clock) or `delay` from
-  // now. Equal deadlines run in the order added. Loop thread only.
+  // AddTimeout() runs `callback` at `deadline` (by this loop's clock) or `delay` after
+  // the loop's cached time (see "Time" above). Equal deadlines run in the order added.
+  // Infinite and out-of-range values saturate: InfiniteFuture() never fires,
+  // InfinitePast() is already due. Loop thread.
   TimeoutHandle AddTimeout(absl::Time deadline, Callback callback);
   TimeoutHandle AddTimeout(absl::Duration delay, Callback callback);
 
-  // RemoveTimeout() cancels a timeout and frees it at once; a no-op for a timeout
-  // that fired or was removed, or a null handle.
+  // RemoveTimeout() cancels a timeout and destroys its callback at once; a no-op for a
+  // timeout that fired or was removed, a null handle, or a handle of another loop.
+  // Loop thread.
   void RemoveTimeout(TimeoutHandle handle);
 
-  // Time() is the loop's clock.
+  // Time() reads the loop's clock now.
   absl::Time Time() const { return clock_->Now(); }
+
+  // UpdateTime() refreshes the cached time AddTimeout(delay) counts from (libuv's
+  // uv_update_time). Loop thread.
+  void UpdateTime();
 
   // Start() runs iterations until Stop(). If Stop() was called while the loop was not
   // running, Start() returns at once (and clears that stop), as in Tornado. Calling
-  // Start() on a loop that is already running, or that was closed, is a check failure
-  // (the process aborts with a message saying so), never a hang.
+  // Start() (or RunOnce()) on a loop that is already running, or that was closed, is
+  // a check failure (the process aborts with a message saying so), never a hang.
   void Start();
+
+  // RunOnce() runs one iteration whose poll waits at most `max_wait` (zero: do not
+  // block), for embedding the loop in another one (libuv's UV_RUN_NOWAIT, libevent's
+  // EVLOOP_NONBLOCK). Returns true while the loop should go on; false once it was
+  // stopped (a pending Stop() is consumed, as Start() would) or closed. When Stop() is
+  // called during the iteration, it finishes as Start() would before returning: the
+  // rest of the batch, then the next iteration's callbacks and due timeouts.
+  bool RunOnce(absl::Duration max_wait);
 
   // Stop() makes Start() return after the work in hand: the rest of the current batch
   // of ready handlers, then the next iteration's callbacks and due timeouts, but no
   // more polling. Thread-safe.
   void Stop();
 
-  // Running() is true between Start() and its return.
-  bool Running() const { return running_.load(); }
+  // Running() is true while Start() or RunOnce() is on the stack.
+  bool Running() const { return running_.load(std::memory_order_relaxed); }
 
-  // Close() releases the poller and waker; with `all_fds`, it first closes every fd
-  // that has a handler. FailedPrecondition while running. No other thread may call
+  // IsInLoopThread() is true on the thread running Start() or RunOnce(), and, before
+  // the loop first runs, on the thread that made it; afterwards, on the thread that
+  // last ran it. Thread-safe.
+  bool IsInLoopThread() const;
+
+  // Metrics() reads the loop's counters. Thread-safe (each counter is read
+  // atomically; the set is not a snapshot).
+  LoopMetrics Metrics() const;
+
+  // Close() destroys every pending handler, timeout and callback (see the top of this
+  // file), then releases the poller and waker; with `all_fds`, it closes every fd that
+  // had a handler. FailedPrecondition while running. No other thread may call
   // AddCallback() or Stop() during or after Close(); after it, AddHandler() fails with
   // FailedPrecondition, Start() is a check failure, and callbacks are never run.
   absl::Status Close(bool all_fds = false);
@@ -197,7 +270,7 @@ class IOLoop {
   // thread's stack. The stack is taken with SIGALRM delivered to the loop thread (the
   // signal Tornado uses), so the process must not use SIGALRM for anything else while
   // a threshold is set. Disarmed while polling: an idle loop never fires it.
-  // absl::ZeroDuration() turns it off. Loop thread, or before Start().
+  // absl::ZeroDuration() turns it off. Loop thread.
   void SetBlockingSignalThreshold(absl::Duration threshold, BlockingAction action);
 
   // SetBlockingLogThreshold() is SetBlockingSignalThreshold() with an action that logs
@@ -214,29 +287,51 @@ class IOLoop {
   // log handler. Override to do otherwise; an exception it throws is logged.
   virtual void HandleCallbackException(std::exception_ptr error);
 
-  // Log() writes one message through the log handler.
+  // Log() writes one message through the log handler (to stderr if it throws).
   void Log(absl::string_view message);
 
  private:
   struct HandlerEntry {
     Handler handler;
     StackContext context;
-    uint64_t registration;  // Orders registrations against collected events.
   };
-  class SignalQueue;
+  // One fd's registration: the handler and the registration's number, which orders
+  // it against collected events (an event collected before a registration was made is
+  // not its).
+  struct FdSlot {
+    HandlerEntry* entry = nullptr;
+    uint64_t registration = 0;
+  };
+  using SignalQueue = ioloop_internal::SignalQueue<Callback, kSignalQueueCapacity>;
+  class RunScope;
+  struct Unchecked {};
 
-  static Callback WithActiveContext(Callback&& callback);
+  // IOLoop(options, Unchecked()) takes the parts; Init() then does the construction
+  // work that can fail.
+  IOLoop(Options options, Unchecked);
+  absl::Status Init();
+  // CheckLoopThread() is the debug check of loop-thread-only calls.
+  void CheckLoopThread(const char* method) const;
+  FdSlot* FindSlot(int fd);
+  FdSlot& SlotFor(int fd);
+  void EraseSlot(int fd);
+  int64_t CachedNowNanos();
   TimeoutHandle AddTimeoutNanos(int64_t deadline_ns, Callback&& callback);
-  void RunIteration();
   void RunCallbacks();
   void RunDueTimeouts();
-  absl::Duration PollTimeout();
+  void PollAndDispatch(absl::Duration max_wait);
+  absl::Duration PollTimeout(absl::Duration max_wait);
   void Dispatch(uint64_t registrations_before_poll);
-  bool HasQueuedCallbacks();
-  void WakeIfNeeded();
+  void Wake();
   template <typename F>
-  void RunGuarded(const StackContext& context, F& f, bool from_handler);
+  void RunGuarded(const StackContext& context, F&& f, bool from_handler);
   void ReportException(std::exception_ptr error, bool from_handler);
+  // Teardown() destroys every pending handler, timeout and callback, repeating until
+  // their destructors add no more. Idempotent.
+  absl::Status Teardown(bool close_fds);
+  static void Bump(std::atomic<uint64_t>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
 
   std::unique_ptr<Poller> poller_;
   Clock* clock_;
@@ -246,26 +341,44 @@ class IOLoop {
 
   // Loop-thread state.
   TimerHeap timers_;
-  std::vector<std::unique_ptr<HandlerEntry>> handlers_;  // Indexed by fd.
+  std::vector<FdSlot> fds_;                      // Indexed by fd, below kDenseFdLimit.
+  absl::flat_hash_map<int, FdSlot> sparse_fds_;  // fds at or above it.
+  size_t handler_count_ = 0;
   std::vector<PollEvent> ready_;
   std::vector<Callback> running_callbacks_;
   HandlerEntry* dispatching_ = nullptr;
   std::unique_ptr<HandlerEntry> retired_;  // The running handler, if it removed itself.
   uint64_t next_registration_ = 1;
+  int64_t now_ns_ = 0;      // The cached time AddTimeout(delay) counts from...
+  bool now_valid_ = false;  // ...when this says it was read in the current phase.
   uint64_t poll_failures_ = 0;
   uint64_t overflows_logged_ = 0;
   bool closed_ = false;
 
   // Shared with other threads.
-  std::mutex callbacks_mu_;
+  Mutex callbacks_mu_;
   std::vector<Callback> callbacks_ ABSL_GUARDED_BY(callbacks_mu_);
-  std::atomic<bool> wake_pending_{false};
+  // polling_: the loop looked at callbacks_ and found nothing, and will sleep (or is
+  // asleep) in poll until woken; cleared when it next drains callbacks_.
+  bool polling_ ABSL_GUARDED_BY(callbacks_mu_) = false;
+  // wake_pending_: a wake-up was sent since the loop last drained callbacks_.
+  bool wake_pending_ ABSL_GUARDED_BY(callbacks_mu_) = false;
+  // signal_wake_pending_: the same for AddCallbackFromSignal(), which cannot lock.
+  std::atomic<bool> signal_wake_pending_{false};
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
-  std::atomic<uint64_t> wakeups_sent_{0};
-  std::atomic<uint64_t> signal_overflows_{0};
+  std::atomic<std::thread::id> owner_thread_;
   std::unique_ptr<SignalQueue> signal_queue_;
   std::unique_ptr<ioloop_internal::BlockingWatchdog> watchdog_;
+
+  // Metrics (written by the loop's thread, or atomically by any).
+  std::atomic<uint64_t> iterations_{0};
+  std::atomic<uint64_t> events_dispatched_{0};
+  std::atomic<uint64_t> callbacks_run_{0};
+  std::atomic<uint64_t> timeouts_fired_{0};
+  std::atomic<uint64_t> wakeups_sent_{0};
+  std::atomic<uint64_t> signal_overflows_{0};
+  std::atomic<int64_t> idle_ns_{0};
 };
 
 }  // namespace ioloop

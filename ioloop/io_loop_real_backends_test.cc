@@ -104,7 +104,7 @@ TEST_P(RealLoopTest, EveryCrossThreadCallbackRunsExactlyOnce) {
   int wrong = 0;
   for (int c : counts) wrong += (c != 1);
   EXPECT_EQ(wrong, 0);
-  EXPECT_LE(loop_->WakeupsSent(), static_cast<uint64_t>(kThreads * kPerThread + 1));
+  EXPECT_LE(loop_->Metrics().wakeups_sent, static_cast<uint64_t>(kThreads * kPerThread + 1));
 }
 
 TEST_P(RealLoopTest, ReusedFdNumberNeverGetsTheOldRegistrationsEvents) {

@@ -16,7 +16,10 @@ PeriodicCallback::PeriodicCallback(Callback callback, absl::Duration period, IOL
   IOLOOP_CHECK(loop != nullptr, "PeriodicCallback: no loop");
 }
 
-PeriodicCallback::~PeriodicCallback() { Stop(); }
+PeriodicCallback::~PeriodicCallback() {
+  if (destroyed_ != nullptr) *destroyed_ = true;
+  Stop();
+}
 
 void PeriodicCallback::Start() {
   if (running_) return;
@@ -34,12 +37,24 @@ void PeriodicCallback::Stop() {
 
 void PeriodicCallback::Run() {
   if (!running_) return;
+  // The callback may destroy this object, callback_ included: run it from a local, and
+  // afterwards touch nothing of `this` unless it survived. The local is destroyed last.
+  Callback callback = std::move(callback_);
+  bool destroyed = false;
+  destroyed_ = &destroyed;
   // Schedule the next run even if the callback throws; the loop reports the exception.
   struct Reschedule {
     PeriodicCallback* self;
-    ~Reschedule() { self->ScheduleNext(); }
-  } reschedule{this};
-  callback_();
+    Callback& callback;
+    const bool& destroyed;
+    ~Reschedule() {
+      if (destroyed) return;
+      self->destroyed_ = nullptr;
+      self->callback_ = std::move(callback);
+      self->ScheduleNext();
+    }
+  } reschedule{this, callback, destroyed};
+  callback();
 }
 
 void PeriodicCallback::ScheduleNext() {

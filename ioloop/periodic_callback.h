@@ -3,8 +3,12 @@
 // As Tornado's PeriodicCallback: runs keep their phase (start + k * period); when the
 // loop falls behind, the missed runs are skipped, not replayed in a burst. An
 // exception from the callback is reported like any other (stack context, then
-// IOLoop::HandleCallbackException()) and the schedule goes on. Stop() may be called
-// from inside the callback.
+// IOLoop::HandleCallbackException()) and the schedule goes on.
+//
+// Re-entrancy: the callback may call Stop() or Start(), and may destroy its own
+// PeriodicCallback (as a connection deleting itself would): the object then stops,
+// and nothing of it is touched after its callback returns. The callback object
+// itself lives until that return.
 //
 // Thread-safety: use it from its loop's thread (or before the loop starts).
 
@@ -19,9 +23,10 @@ namespace ioloop {
 class PeriodicCallback {
  public:
   // A non-positive `period` is a check failure (it would be a busy loop). `loop` must
-  // outlive this object.
+  // outlive this object; the default, IOLoop::Instance(), creates the process-wide
+  // loop if there is none yet.
   PeriodicCallback(Callback callback, absl::Duration period, IOLoop* loop = &IOLoop::Instance());
-  ~PeriodicCallback();  // Stops it.
+  ~PeriodicCallback();  // Stops it; may run inside its own callback.
   PeriodicCallback(const PeriodicCallback&) = delete;
   PeriodicCallback& operator=(const PeriodicCallback&) = delete;
 
@@ -41,6 +46,8 @@ class PeriodicCallback {
   bool running_ = false;
   absl::Time next_run_;
   TimeoutHandle timeout_;
+  // While the callback runs: where ~PeriodicCallback() records that it ran.
+  bool* destroyed_ = nullptr;
 };
 
 }  // namespace ioloop

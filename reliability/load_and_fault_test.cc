@@ -206,7 +206,7 @@ TEST(FaultTest, SignalStormWhileServing) {
   EXPECT_GT(g_storm_callbacks.load(), 0u);
   Figure("signals_sent", static_cast<double>(signals_sent));
   Figure("signal_callbacks_run", static_cast<double>(g_storm_callbacks.load()));
-  Figure("signal_queue_overflows", static_cast<double>(loop.SignalQueueOverflows()));
+  Figure("signal_queue_overflows", static_cast<double>(loop.Metrics().signal_callbacks_dropped));
   Figure("signal_storm_bytes_echoed", static_cast<double>(seen.bytes_echoed));
 }
 
@@ -274,14 +274,14 @@ TEST(LoadTest, EightThreadsOfCallbacksWhileServingEveryOneRunsOnce) {
   const uint64_t total = static_cast<uint64_t>(kThreads) * per_thread;
   EXPECT_EQ(wrong, 0u) << "every callback runs exactly once";
   EXPECT_EQ(loop.exceptions.load(), total / kThrowEvery);
-  EXPECT_LT(loop.WakeupsSent(), total) << "wake-ups are coalesced";
+  EXPECT_LT(loop.Metrics().wakeups_sent, total) << "wake-ups are coalesced";
   EXPECT_EQ(seen.failures, 0);
   EXPECT_EQ(seen.mismatches, 0);
   Figure("callbacks_run", static_cast<double>(total));
   Figure("callback_exceptions_reported", static_cast<double>(loop.exceptions.load()));
-  Figure("wakeups_sent", static_cast<double>(loop.WakeupsSent()));
+  Figure("wakeups_sent", static_cast<double>(loop.Metrics().wakeups_sent));
   Figure("callbacks_per_wakeup",
-         static_cast<double>(total) / std::max<uint64_t>(1, loop.WakeupsSent()));
+         static_cast<double>(total) / std::max<uint64_t>(1, loop.Metrics().wakeups_sent));
   Figure("io_bytes_echoed_meanwhile", static_cast<double>(seen.bytes_echoed));
 }
 

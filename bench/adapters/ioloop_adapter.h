@@ -38,7 +38,7 @@ class IOLoopAdapter {
     loop_.AddCallback([this] { loop_.Stop(); });
     loop_.Start();
   }
-  int64_t WakeupsSent() const { return static_cast<int64_t>(loop_.WakeupsSent()); }
+  int64_t WakeupsSent() const { return static_cast<int64_t>(loop_.Metrics().wakeups_sent); }
 
  private:
   IOLoop loop_;
