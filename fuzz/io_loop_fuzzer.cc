@@ -295,7 +295,9 @@ int PickFd(ioloop::fuzz::FuzzInput& in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ioloop::fuzz::FuzzInput in(data, size);
   Harness h;
-  auto poller = std::make_unique<ioloop::testing::FakePoller>();  // Time moves only by op.
+  // Time moves only by op; fd numbers are the model's own (INT_MAX included).
+  auto poller = std::make_unique<ioloop::testing::FakePoller>(
+      nullptr, ioloop::testing::FakePoller::FdCheck::kAnyNumber);
   h.poller = poller.get();
   IOLoop::Options options;
   options.poller = std::move(poller);

@@ -15,8 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/fake_clock.h"
-#include "testing/fake_poller.h"
+#include "testing/fake_loop.h"
 
 namespace ioloop {
 namespace {
@@ -24,40 +23,19 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// A loop that records what reaches HandleCallbackException().
-class RecordingLoop : public IOLoop {
- public:
-  using IOLoop::IOLoop;
-  std::vector<std::string> errors;
-
- protected:
-  void HandleCallbackException(std::exception_ptr error) override {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      errors.push_back(e.what());
-    }
-  }
-};
-
+// The loop on FakePoller + FakeClock (testing/fake_loop.h), under the names these
+// tests use.
 class FakeLoopTest : public ::testing::Test {
  protected:
-  FakeLoopTest() {
-    auto poller = std::make_unique<testing::FakePoller>(&clock_);
-    poller_ = poller.get();
-    IOLoop::Options options;
-    options.poller = std::move(poller);
-    options.clock = &clock_;
-    options.log_handler = [this](absl::string_view m) { logs_.emplace_back(m); };
-    loop_ = std::make_unique<RecordingLoop>(std::move(options));
-    start_ = clock_.Now();
-  }
+  // Fd() is a real open fd standing for `label` (the fake refuses closed fds).
+  int Fd(int label) { return fake_.Fd(label); }
 
-  testing::FakeClock clock_;
-  testing::FakePoller* poller_;
-  std::vector<std::string> logs_;
-  std::unique_ptr<RecordingLoop> loop_;
-  absl::Time start_;
+  testing::FakeLoop fake_;
+  testing::RecordingLoop* const loop_ = &fake_.loop();
+  testing::FakePoller* const poller_ = &fake_.poller();
+  testing::FakeClock& clock_ = fake_.clock();
+  const std::vector<std::string>& logs_ = fake_.logs();
+  const absl::Time start_ = fake_.start();
 };
 
 TEST_F(FakeLoopTest, CallbacksRunInFifoOrder) {
@@ -152,11 +130,11 @@ TEST_F(FakeLoopTest, PollTimeoutIsInfiniteWithNothingScheduled) {
   std::vector<absl::Duration> timeouts;
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      150, [&](int, EventMask) { loop_->Stop(); }, kRead)
+                      Fd(150), [&](int, EventMask) { loop_->Stop(); }, kRead)
                   .ok());
   poller_->SetPollHook([&](absl::Duration t) {
     timeouts.push_back(t);
-    poller_->Inject(150, kRead);
+    poller_->Inject(Fd(150), kRead);
   });
   loop_->Start();
   EXPECT_THAT(timeouts, ElementsAre(absl::InfiniteDuration()));
@@ -167,66 +145,67 @@ TEST_F(FakeLoopTest, FakePollerRefusesToSleepForever) {
   EXPECT_DEATH(loop_->Start(), "sleep forever");
 }
 
-// Fake fds are plain numbers; they start at 100 to stay clear of the waker's real fd.
+// Fd(n) stands for "fd n": a real open fd, as the fake (like the real backends)
+// refuses closed ones.
 
 TEST_F(FakeLoopTest, HandlerReceivesInjectedEvents) {
   std::vector<std::pair<int, EventMask>> seen;
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      107,
+                      Fd(107),
                       [&](int fd, EventMask e) {
                         seen.push_back({fd, e});
                       },
                       kRead)
                   .ok());
-  EXPECT_EQ(poller_->RegisteredEvents(107), kRead);
-  poller_->Inject(107, kRead | kWrite);  // kWrite was not asked for: filtered.
+  EXPECT_EQ(poller_->RegisteredEvents(Fd(107)), kRead);
+  poller_->Inject(Fd(107), kRead | kWrite);  // kWrite was not asked for: filtered.
   loop_->AddTimeout(absl::Seconds(1), [&] { loop_->Stop(); });
   loop_->Start();
-  EXPECT_THAT(seen, ElementsAre(std::make_pair(107, kRead)));
+  EXPECT_THAT(seen, ElementsAre(std::make_pair(Fd(107), kRead)));
 }
 
 TEST_F(FakeLoopTest, HandlerErrorsNameTheFd) {
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      109, [](int, EventMask) {}, kRead)
+                      Fd(109), [](int, EventMask) {}, kRead)
                   .ok());
   absl::Status twice = loop_->AddHandler(
-      109, [](int, EventMask) {}, kRead);
+      Fd(109), [](int, EventMask) {}, kRead);
   EXPECT_EQ(twice.code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_THAT(std::string(twice.message()), HasSubstr("fd 109"));
+  EXPECT_THAT(std::string(twice.message()), HasSubstr(absl::StrCat("fd ", Fd(109))));
   EXPECT_EQ(loop_
                 ->AddHandler(
                     -2, [](int, EventMask) {}, kRead)
                 .code(),
             absl::StatusCode::kInvalidArgument);
-  absl::Status missing = loop_->RemoveHandler(112);
+  absl::Status missing = loop_->RemoveHandler(Fd(112));
   EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(missing.message()), HasSubstr("fd 112"));
-  EXPECT_EQ(loop_->UpdateHandler(112, kWrite).code(), absl::StatusCode::kNotFound);
-  ASSERT_TRUE(loop_->UpdateHandler(109, kWrite).ok());
-  EXPECT_EQ(poller_->RegisteredEvents(109), kWrite);
-  ASSERT_TRUE(loop_->RemoveHandler(109).ok());
-  EXPECT_FALSE(poller_->IsRegistered(109));
+  EXPECT_THAT(std::string(missing.message()), HasSubstr(absl::StrCat("fd ", Fd(112))));
+  EXPECT_EQ(loop_->UpdateHandler(Fd(112), kWrite).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(loop_->UpdateHandler(Fd(109), kWrite).ok());
+  EXPECT_EQ(poller_->RegisteredEvents(Fd(109)), kWrite);
+  ASSERT_TRUE(loop_->RemoveHandler(Fd(109)).ok());
+  EXPECT_FALSE(poller_->IsRegistered(Fd(109)));
 }
 
 TEST_F(FakeLoopTest, HandlerRemovedEarlierInBatchIsNotCalled) {
   int calls_10 = 0, calls_11 = 0;
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      110,
+                      Fd(110),
                       [&](int, EventMask) {
                         ++calls_10;
-                        EXPECT_TRUE(loop_->RemoveHandler(111).ok());
+                        EXPECT_TRUE(loop_->RemoveHandler(Fd(111)).ok());
                       },
                       kRead)
                   .ok());
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      111, [&](int, EventMask) { ++calls_11; }, kRead)
+                      Fd(111), [&](int, EventMask) { ++calls_11; }, kRead)
                   .ok());
-  poller_->Inject(110, kRead);  // The fake delivers in injection order.
-  poller_->Inject(111, kRead);
+  poller_->Inject(Fd(110), kRead);  // The fake delivers in injection order.
+  poller_->Inject(Fd(111), kRead);
   loop_->AddTimeout(absl::Seconds(1), [&] { loop_->Stop(); });
   loop_->Start();
   EXPECT_EQ(calls_10, 1);
@@ -237,26 +216,26 @@ TEST_F(FakeLoopTest, NewHandlerForReusedFdNeverSeesOldEvents) {
   int old_calls = 0, new_calls = 0;
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      110,
+                      Fd(110),
                       [&](int, EventMask) {
                         // fd 111 is "closed" and its number reused by a new connection.
-                        EXPECT_TRUE(loop_->RemoveHandler(111).ok());
+                        EXPECT_TRUE(loop_->RemoveHandler(Fd(111)).ok());
                         EXPECT_TRUE(loop_
                                         ->AddHandler(
-                                            111, [&](int, EventMask) { ++new_calls; }, kRead)
+                                            Fd(111), [&](int, EventMask) { ++new_calls; }, kRead)
                                         .ok());
                       },
                       kRead)
                   .ok());
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      111, [&](int, EventMask) { ++old_calls; }, kRead)
+                      Fd(111), [&](int, EventMask) { ++old_calls; }, kRead)
                   .ok());
-  poller_->Inject(110, kRead);
-  poller_->Inject(111, kRead);
+  poller_->Inject(Fd(110), kRead);
+  poller_->Inject(Fd(111), kRead);
   loop_->AddTimeout(absl::Seconds(1), [&] {
     EXPECT_EQ(new_calls, 0);
-    poller_->Inject(111, kRead);  // A fresh event, collected after the new registration.
+    poller_->Inject(Fd(111), kRead);  // A fresh event, collected after the new registration.
     loop_->AddTimeout(absl::Seconds(1), [&] { loop_->Stop(); });
   });
   loop_->Start();
@@ -270,7 +249,7 @@ TEST_F(FakeLoopTest, HandlerMayRemoveItselfAndIsDestroyedAfterReturning) {
   int seen_after_remove = 0;
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      105,
+                      Fd(105),
                       [this, token, &seen_after_remove](int fd, EventMask) {
                         EXPECT_TRUE(loop_->RemoveHandler(fd).ok());
                         seen_after_remove = *token;  // Still alive: destroyed only after we return.
@@ -278,7 +257,7 @@ TEST_F(FakeLoopTest, HandlerMayRemoveItselfAndIsDestroyedAfterReturning) {
                       kRead)
                   .ok());
   token.reset();
-  poller_->Inject(105, kRead);
+  poller_->Inject(Fd(105), kRead);
   loop_->AddTimeout(absl::Seconds(1), [&] { loop_->Stop(); });
   loop_->Start();
   EXPECT_EQ(seen_after_remove, 42);
@@ -288,18 +267,18 @@ TEST_F(FakeLoopTest, HandlerMayRemoveItselfAndIsDestroyedAfterReturning) {
 TEST_F(FakeLoopTest, ExceptionsAreReportedAndTheLoopKeepsRunning) {
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      103, [](int, EventMask) { throw std::runtime_error("handler"); }, kRead)
+                      Fd(103), [](int, EventMask) { throw std::runtime_error("handler"); }, kRead)
                   .ok());
   ASSERT_TRUE(loop_
                   ->AddHandler(
-                      104,
+                      Fd(104),
                       [](int, EventMask) {
                         throw std::system_error(EPIPE, std::generic_category(), "write");
                       },
                       kRead)
                   .ok());
-  poller_->Inject(103, kRead);
-  poller_->Inject(104, kRead);
+  poller_->Inject(Fd(103), kRead);
+  poller_->Inject(Fd(104), kRead);
   loop_->AddCallback([] { throw std::runtime_error("callback"); });
   loop_->AddTimeout(absl::Seconds(1), [] { throw std::runtime_error("timeout"); });
   loop_->AddTimeout(absl::Seconds(2), [] { throw 7; });
@@ -310,7 +289,8 @@ TEST_F(FakeLoopTest, ExceptionsAreReportedAndTheLoopKeepsRunning) {
   });
   loop_->Start();
   EXPECT_TRUE(still_running);
-  EXPECT_THAT(loop_->errors, ElementsAre("callback", "handler", "timeout"))
+  EXPECT_THAT(loop_->errors(),
+              ElementsAre("callback", "handler", "timeout", "(not a std::exception)"))
       << "EPIPE from a handler is ignored; a non-std exception is reported too";
 }
 
@@ -344,7 +324,7 @@ TEST_F(FakeLoopTest, StopBeforeStartMakesNextStartReturnAtOnce) {
 
 TEST_F(FakeLoopTest, StopFinishesTheBatchThenReturnsWithoutPolling) {
   int calls = 0;
-  for (int fd : {120, 121, 122}) {
+  for (int fd : {Fd(120), Fd(121), Fd(122)}) {
     ASSERT_TRUE(loop_
                     ->AddHandler(
                         fd,
@@ -404,7 +384,7 @@ void StopFromSignalCallback() { g_signal_loop->Stop(); }
 void OnSigusr1(int) { g_signal_loop->AddCallbackFromSignal(&StopFromSignalCallback); }
 
 TEST_F(FakeLoopTest, AddCallbackFromARealSignalHandler) {
-  g_signal_loop = loop_.get();
+  g_signal_loop = loop_;
   struct sigaction action = {}, old;
   action.sa_handler = &OnSigusr1;
   ASSERT_EQ(sigaction(SIGUSR1, &action, &old), 0);

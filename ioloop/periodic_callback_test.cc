@@ -4,37 +4,28 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "testing/fake_clock.h"
-#include "testing/fake_poller.h"
+#include "testing/fake_loop.h"
 
 namespace ioloop {
 namespace {
 
 class PeriodicCallbackTest : public ::testing::Test {
  protected:
-  PeriodicCallbackTest() {
-    IOLoop::Options options;
-    options.poller = std::make_unique<testing::FakePoller>(&clock_);
-    options.clock = &clock_;
-    options.log_handler = [this](absl::string_view m) { logs_.emplace_back(m); };
-    loop_ = std::make_unique<IOLoop>(std::move(options));
-    start_ = clock_.Now();
-  }
   std::vector<absl::Duration> Offsets(const std::vector<absl::Time>& times) {
     std::vector<absl::Duration> out;
     for (absl::Time t : times) out.push_back(t - start_);
     return out;
   }
 
-  testing::FakeClock clock_;
-  std::vector<std::string> logs_;
-  std::unique_ptr<IOLoop> loop_;
-  absl::Time start_;
+  testing::FakeLoop fake_;
+  testing::RecordingLoop* const loop_ = &fake_.loop();
+  testing::FakeClock& clock_ = fake_.clock();
+  const absl::Time start_ = fake_.start();
 };
 
 TEST_F(PeriodicCallbackTest, RunsEveryPeriodKeepingPhase) {
   std::vector<absl::Time> runs;
-  PeriodicCallback periodic([&] { runs.push_back(loop_->Time()); }, absl::Seconds(1), loop_.get());
+  PeriodicCallback periodic([&] { runs.push_back(loop_->Time()); }, absl::Seconds(1), loop_);
   periodic.Start();
   EXPECT_TRUE(periodic.IsRunning());
   loop_->AddTimeout(absl::Milliseconds(4500), [&] { loop_->Stop(); });
@@ -50,7 +41,7 @@ TEST_F(PeriodicCallbackTest, SkipsMissedRunsInsteadOfBursting) {
         runs.push_back(loop_->Time());
         if (runs.size() == 2) clock_.Advance(absl::Milliseconds(3500));  // A slow run.
       },
-      absl::Seconds(1), loop_.get());
+      absl::Seconds(1), loop_);
   periodic.Start();
   loop_->AddTimeout(absl::Milliseconds(7500), [&] { loop_->Stop(); });
   loop_->Start();
@@ -66,12 +57,12 @@ TEST_F(PeriodicCallbackTest, SurvivesExceptions) {
         ++runs;
         throw std::runtime_error("periodic failure");
       },
-      absl::Seconds(1), loop_.get());
+      absl::Seconds(1), loop_);
   periodic.Start();
   loop_->AddTimeout(absl::Milliseconds(3500), [&] { loop_->Stop(); });
   loop_->Start();
   EXPECT_EQ(runs, 3);
-  EXPECT_EQ(logs_.size(), 3u);
+  EXPECT_EQ(loop_->errors().size(), 3u);
   EXPECT_TRUE(periodic.IsRunning());
 }
 
@@ -82,7 +73,7 @@ TEST_F(PeriodicCallbackTest, StopFromInsideItsOwnCallback) {
       [&] {
         if (++runs == 2) self->Stop();
       },
-      absl::Seconds(1), loop_.get());
+      absl::Seconds(1), loop_);
   self = &periodic;
   periodic.Start();
   loop_->AddTimeout(absl::Seconds(10), [&] { loop_->Stop(); });
@@ -93,7 +84,7 @@ TEST_F(PeriodicCallbackTest, StopFromInsideItsOwnCallback) {
 
 TEST_F(PeriodicCallbackTest, RestartAfterStop) {
   int runs = 0;
-  PeriodicCallback periodic([&] { ++runs; }, absl::Seconds(1), loop_.get());
+  PeriodicCallback periodic([&] { ++runs; }, absl::Seconds(1), loop_);
   periodic.Start();
   periodic.Start();  // No-op: still one schedule.
   loop_->AddTimeout(absl::Milliseconds(2500), [&] {
@@ -107,13 +98,10 @@ TEST_F(PeriodicCallbackTest, RestartAfterStop) {
 }
 
 TEST(PeriodicCallbackDeathTest, NonPositivePeriodIsACheckFailure) {
-  testing::FakeClock clock;
-  IOLoop::Options options;
-  options.poller = std::make_unique<testing::FakePoller>(&clock);
-  options.clock = &clock;
-  IOLoop loop(std::move(options));
-  EXPECT_DEATH(PeriodicCallback([] {}, absl::ZeroDuration(), &loop), "period must be positive");
-  EXPECT_DEATH(PeriodicCallback([] {}, absl::Seconds(-1), &loop), "period must be positive");
+  testing::FakeLoop fake;
+  EXPECT_DEATH(PeriodicCallback([] {}, absl::ZeroDuration(), &fake.loop()),
+               "period must be positive");
+  EXPECT_DEATH(PeriodicCallback([] {}, absl::Seconds(-1), &fake.loop()), "period must be positive");
 }
 
 }  // namespace

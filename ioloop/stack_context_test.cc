@@ -6,8 +6,7 @@
 
 #include "gtest/gtest.h"
 #include "ioloop/io_loop.h"
-#include "testing/fake_clock.h"
-#include "testing/fake_poller.h"
+#include "testing/fake_loop.h"
 
 namespace ioloop {
 namespace {
@@ -21,33 +20,17 @@ std::string What(std::exception_ptr e) {
   return "?";
 }
 
-class CountingLoop : public IOLoop {
- public:
-  using IOLoop::IOLoop;
-  std::vector<std::string> unhandled;
-
- protected:
-  void HandleCallbackException(std::exception_ptr e) override { unhandled.push_back(What(e)); }
-};
-
 class StackContextTest : public ::testing::Test {
  protected:
-  StackContextTest() {
-    auto poller = std::make_unique<testing::FakePoller>(&clock_);
-    poller_ = poller.get();
-    IOLoop::Options options;
-    options.poller = std::move(poller);
-    options.clock = &clock_;
-    loop_ = std::make_unique<CountingLoop>(std::move(options));
-  }
   void RunFor(absl::Duration d) {
     loop_->AddTimeout(d, [this] { loop_->Stop(); });
     loop_->Start();
   }
+  int Fd(int label) { return fake_.Fd(label); }
 
-  testing::FakeClock clock_;
-  testing::FakePoller* poller_;
-  std::unique_ptr<CountingLoop> loop_;
+  testing::FakeLoop fake_;
+  testing::RecordingLoop* const loop_ = &fake_.loop();
+  testing::FakePoller* const poller_ = &fake_.poller();
 };
 
 TEST_F(StackContextTest, ExceptionReachesTheContextActiveWhenScheduled) {
@@ -62,13 +45,13 @@ TEST_F(StackContextTest, ExceptionReachesTheContextActiveWhenScheduled) {
     ASSERT_TRUE(
         loop_
             ->AddHandler(
-                100, [](int, EventMask) { throw std::runtime_error("from handler"); }, kRead)
+                Fd(100), [](int, EventMask) { throw std::runtime_error("from handler"); }, kRead)
             .ok());
   }
-  poller_->Inject(100, kRead);
+  poller_->Inject(Fd(100), kRead);
   RunFor(absl::Seconds(2));
   EXPECT_EQ(caught, (std::vector<std::string>{"from callback", "from handler", "from timeout"}));
-  EXPECT_TRUE(loop_->unhandled.empty());
+  EXPECT_TRUE(loop_->errors().empty());
 }
 
 TEST_F(StackContextTest, ContextsNestInnermostFirstAndFalsePassesOutwards) {
@@ -86,7 +69,7 @@ TEST_F(StackContextTest, ContextsNestInnermostFirstAndFalsePassesOutwards) {
   }
   RunFor(absl::Seconds(1));
   EXPECT_EQ(order, (std::vector<std::string>{"inner", "outer"}));
-  EXPECT_TRUE(loop_->unhandled.empty());
+  EXPECT_TRUE(loop_->errors().empty());
 }
 
 TEST_F(StackContextTest, UnhandledGoesToHandleCallbackException) {
@@ -95,7 +78,7 @@ TEST_F(StackContextTest, UnhandledGoesToHandleCallbackException) {
     loop_->AddCallback([] { throw std::runtime_error("declined"); });
   }
   RunFor(absl::Seconds(1));
-  EXPECT_EQ(loop_->unhandled, (std::vector<std::string>{"declined"}));
+  EXPECT_EQ(loop_->errors(), (std::vector<std::string>{"declined"}));
 }
 
 TEST_F(StackContextTest, ContextFollowsCallbacksScheduledFromCallbacks) {
@@ -127,7 +110,7 @@ TEST_F(StackContextTest, NullContextClearsContexts) {
   }
   RunFor(absl::Seconds(1));
   EXPECT_EQ(caught, 0);
-  EXPECT_EQ(loop_->unhandled.size(), 1u);
+  EXPECT_EQ(loop_->errors().size(), 1u);
 }
 
 TEST_F(StackContextTest, WrapWithoutContextRunsWithNoneWhereverItRuns) {
@@ -142,7 +125,7 @@ TEST_F(StackContextTest, WrapWithoutContextRunsWithNoneWhereverItRuns) {
   }
   RunFor(absl::Seconds(1));
   EXPECT_EQ(caught, 0) << "the context active at AddCallback must not see it";
-  EXPECT_EQ(loop_->unhandled, (std::vector<std::string>{"wrapped bare"}));
+  EXPECT_EQ(loop_->errors(), (std::vector<std::string>{"wrapped bare"}));
 }
 
 TEST_F(StackContextTest, WrapCapturesTheContextActiveAtWrap) {

@@ -1,6 +1,11 @@
 #include "testing/fake_loop.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <utility>
+
+#include "base/check.h"
 
 namespace ioloop::testing {
 
@@ -22,6 +27,24 @@ FakeLoop::FakeLoop() : start_(clock_.Now()) {
   options.clock = &clock_;
   options.log_handler = [this](absl::string_view message) { logs_.emplace_back(message); };
   loop_ = std::make_unique<RecordingLoop>(std::move(options));
+}
+
+FakeLoop::~FakeLoop() {
+  loop_.reset();
+  for (auto& [label, fds] : pipes_) {
+    close(fds.first);
+    close(fds.second);
+  }
+}
+
+int FakeLoop::Fd(int label) {
+  auto it = pipes_.find(label);
+  if (it != pipes_.end()) return it->second.first;
+  int fds[2];
+  IOLOOP_CHECK(pipe(fds) == 0, "FakeLoop::Fd: pipe() failed");
+  for (int fd : fds) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  pipes_.emplace(label, std::make_pair(fds[0], fds[1]));
+  return fds[0];
 }
 
 }  // namespace ioloop::testing

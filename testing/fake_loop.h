@@ -23,6 +23,7 @@
 #define IOLOOP_TESTING_FAKE_LOOP_H_
 
 #include <exception>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,8 @@ class FakeLoop {
   // FakeLoop() makes the clock (starting at FakeClock's fixed default), a FakePoller
   // that advances it, and the loop, whose log handler records every message.
   FakeLoop();
+  // ~FakeLoop() destroys the loop, then closes the fds Fd() opened.
+  ~FakeLoop();
   FakeLoop(const FakeLoop&) = delete;
   FakeLoop& operator=(const FakeLoop&) = delete;
 
@@ -67,6 +70,11 @@ class FakeLoop {
   // logs() are the messages the loop logged.
   const std::vector<std::string>& logs() const { return logs_; }
 
+  // Fd() is a real open descriptor (a pipe's read end) standing for `label`: the same
+  // fd for the same label, for the FakeLoop's life. The FakePoller, like the real
+  // backends, refuses closed fds, so tests register these instead of made-up numbers.
+  int Fd(int label);
+
   // DestroyLoopTestOnly() destroys the loop now (to test ~IOLoop); loop() may not be
   // used afterwards.
   void DestroyLoopTestOnly() { loop_.reset(); }
@@ -76,6 +84,7 @@ class FakeLoop {
   FakePoller* poller_ = nullptr;  // Owned by loop_.
   std::vector<std::string> logs_;
   absl::Time start_;
+  std::map<int, std::pair<int, int>> pipes_;  // label -> the pipe behind Fd(label)
   std::unique_ptr<RecordingLoop> loop_;
 };
 

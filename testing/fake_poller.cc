@@ -1,7 +1,12 @@
 #include "testing/fake_poller.h"
 
+#include <fcntl.h>
+
+#include <cerrno>
+
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
+#include "base/errno_status.h"
 
 namespace ioloop::testing {
 
@@ -27,13 +32,20 @@ absl::Status FakePoller::Register(int fd, EventMask events) {
     return absl::InvalidArgumentError(
         absl::StrCat("fake: Register fd ", fd, ": unknown event bits"));
   }
-  if (!registered_.emplace(fd, events).second) {
+  if (registered_.count(fd) != 0) {
     return absl::AlreadyExistsError(absl::StrCat("fake: Register fd ", fd, ": already registered"));
   }
+  if (check_ == FdCheck::kRequireOpen && fcntl(fd, F_GETFD) < 0) {
+    return ErrnoStatus(EBADF, "fake: Register", fd);
+  }
+  registered_.emplace(fd, events);
   return absl::OkStatus();
 }
 
 absl::Status FakePoller::Modify(int fd, EventMask events) {
+  if (events & ~kAllEvents) {
+    return absl::InvalidArgumentError(absl::StrCat("fake: Modify fd ", fd, ": unknown event bits"));
+  }
   auto it = registered_.find(fd);
   if (it == registered_.end()) {
     return absl::NotFoundError(absl::StrCat("fake: Modify fd ", fd, ": not registered"));

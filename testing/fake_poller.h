@@ -1,10 +1,11 @@
 // FakePoller: a Poller that reports only what a test injects.
 //
-// It records registrations like a real backend (same errors), queues events a test
-// injects, and hands them out on the next Poll(). With nothing queued, a finite
-// timeout returns at once after advancing the attached FakeClock by that timeout, so
-// a loop's timers run in zero real time. With nothing queued and no timeout, a real
-// loop would sleep forever: the fake stops the test with a check failure instead.
+// It records registrations like a real backend, with the same argument errors (a
+// negative fd, unknown event bits, a closed fd, a second registration, an fd it does
+// not hold), queues events a test injects, and hands them out on the next Poll(). With nothing
+// queued, a finite timeout returns at once after advancing the attached FakeClock by that timeout,
+// so a loop's timers run in zero real time. With nothing queued and no timeout, a real loop would
+// sleep forever: the fake stops the test with a check failure instead.
 
 #ifndef IOLOOP_TESTING_FAKE_POLLER_H_
 #define IOLOOP_TESTING_FAKE_POLLER_H_
@@ -21,7 +22,13 @@ namespace ioloop::testing {
 // FakePoller is used from the loop's thread (and the test's code running there).
 class FakePoller final : public Poller {
  public:
-  explicit FakePoller(FakeClock* clock = nullptr) : clock_(clock) {}
+  // FdCheck: whether Register() refuses a closed fd, as the real backends do
+  // (kRequireOpen), or takes any non-negative number (kAnyNumber), for a model that
+  // needs fd numbers no process could open (a fuzzer's INT_MAX).
+  enum class FdCheck { kRequireOpen, kAnyNumber };
+
+  explicit FakePoller(FakeClock* clock = nullptr, FdCheck check = FdCheck::kRequireOpen)
+      : clock_(clock), check_(check) {}
 
   // Inject() queues `events` for `fd`; the next Poll() reports them if `fd` is then
   // registered, limited to what it is registered for plus kError. Injections for
@@ -49,6 +56,7 @@ class FakePoller final : public Poller {
 
  private:
   FakeClock* const clock_;
+  const FdCheck check_;
   std::map<int, EventMask> registered_;
   std::vector<PollEvent> queued_;
   absl::AnyInvocable<void(absl::Duration)> hook_;

@@ -4,33 +4,27 @@
 #include <chrono>
 
 #include "gtest/gtest.h"
-#include "testing/fake_clock.h"
-#include "testing/fake_poller.h"
+#include "testing/fake_loop.h"
 
 TEST(IdleTimeoutTest, FiresTenMinutesAfterTheLastTouchWithoutWaiting) {
-  ioloop::testing::FakeClock clock;
-  auto poller = std::make_unique<ioloop::testing::FakePoller>(&clock);
-  ioloop::testing::FakePoller* fake = poller.get();
-  ioloop::IOLoop::Options options;
-  options.poller = std::move(poller);
-  options.clock = &clock;
-  ioloop::IOLoop loop(std::move(options));
+  ioloop::testing::FakeLoop fake;  // A real IOLoop on a fake poller and a fake clock.
+  ioloop::IOLoop& loop = fake.loop();
 
-  const absl::Time start = clock.Now();
   absl::Time idle_at;
   IdleTimeout idle(&loop, absl::Minutes(10), [&] {
-    idle_at = clock.Now();
+    idle_at = fake.clock().Now();
     loop.Stop();
   });
-  // Activity on a connection (fd 100) after 3 minutes pushes the deadline back.
+  // Activity on a connection after 3 minutes pushes the deadline back.
+  const int connection = fake.Fd(1);
   ASSERT_TRUE(loop.AddHandler(
-                      100, [&](int, ioloop::EventMask) { idle.Touch(); }, ioloop::kRead)
+                      connection, [&](int, ioloop::EventMask) { idle.Touch(); }, ioloop::kRead)
                   .ok());
-  loop.AddTimeout(absl::Minutes(3), [&] { fake->Inject(100, ioloop::kRead); });
+  loop.AddTimeout(absl::Minutes(3), [&] { fake.poller().Inject(connection, ioloop::kRead); });
 
   const auto wall_start = std::chrono::steady_clock::now();
   loop.Start();
-  EXPECT_EQ(idle_at - start, absl::Minutes(13));
+  EXPECT_EQ(idle_at - fake.start(), absl::Minutes(13));
   EXPECT_LT(std::chrono::steady_clock::now() - wall_start, std::chrono::seconds(5))
       << "fake time: no real waiting";
 }
