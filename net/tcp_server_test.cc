@@ -54,9 +54,8 @@ TEST_P(TCPServerTest, HandsEachConnectionOverAsAStream) {
 
 TEST_P(TCPServerTest, StopClosesTheListenerButNotTheStreams) {
   std::unique_ptr<IOStream> stream;
-  TCPServer server(t_.loop(), [&](std::unique_ptr<IOStream> s, const SocketAddress&) {
-    stream = std::move(s);
-  });
+  TCPServer server(
+      t_.loop(), [&](std::unique_ptr<IOStream> s, const SocketAddress&) { stream = std::move(s); });
   ASSERT_TRUE(server.Listen(0).ok());
   const int port = server.Port();
   const int client = ConnectTo(port);
