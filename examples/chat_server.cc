@@ -85,9 +85,12 @@ void ChatServer::OnLine(Client* c, absl::string_view line) {
     }
   } else if (line == "/quit") {
     Client* quitting = c;
-    quitting->stream->Write("* bye\n", [quitting](absl::Status) {
-      quitting->stream->Close();  // After "bye" reached the kernel.
-    }).IgnoreError();
+    quitting->stream
+        ->Write("* bye\n",
+                [quitting](absl::Status) {
+                  quitting->stream->Close();  // After "bye" reached the kernel.
+                })
+        .IgnoreError();
     return;  // No next read: the stream closes once "bye" is out.
   } else if (!line.empty()) {
     Broadcast(c, absl::StrCat("<", c->nick, "> ", line, "\n"));

@@ -28,6 +28,14 @@ EchoServer::~EchoServer() {
   connections_.clear();  // Destroying a stream closes it and drops its callbacks.
 }
 
+size_t EchoServer::buffer_bytes() const {
+  size_t total = 0;
+  for (const auto& [c, owned] : connections_) {
+    total += c->stream->BufferCapacity() + c->stream->WriteBufferSize();
+  }
+  return total;
+}
+
 void EchoServer::Serve(std::unique_ptr<IOStream> stream) {
   auto owned = std::make_unique<Connection>();
   Connection* c = owned.get();

@@ -49,6 +49,9 @@ class EchoServer {
   uint64_t dropped_idle() const { return dropped_idle_; }
   // The most bytes any one connection ever had waiting to be written back.
   size_t peak_buffered_bytes() const { return peak_buffered_; }
+  // Buffer memory the open connections hold now (read buffers' heap storage and
+  // queued writes).
+  size_t buffer_bytes() const;
 
  private:
   struct Connection {
