@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <exception>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -66,22 +65,18 @@ std::string Printable(absl::string_view bytes) {
 // Frame marks a dispatch in progress on the stream's stack: callbacks that run inside
 // it need no deferral, and a stream destroyed inside one tells every frame so.
 struct IOStream::Frame {
-  explicit Frame(IOStream* s)
-      : stream(s), outer(s->frames_), exceptions(std::uncaught_exceptions()) {
-    s->frames_ = this;
-  }
+  explicit Frame(IOStream* s) : stream(s), outer(s->frames_) { s->frames_ = this; }
   ~Frame() {
-    if (destroyed) return;
-    stream->frames_ = outer;
-    if (std::uncaught_exceptions() > exceptions) stream->OnCallbackThrew();
+    if (!destroyed) stream->frames_ = outer;
   }
   Frame(const Frame&) = delete;
   Frame& operator=(const Frame&) = delete;
 
   IOStream* const stream;
   Frame* const outer;
-  const int exceptions;
   bool destroyed = false;
+  // A streaming callback running when the stream was destroyed, kept until it returns.
+  std::unique_ptr<StreamingCallback> keep_alive;
 };
 
 IOStream::IOStream(IOLoop* loop, int fd, Options options)
@@ -107,6 +102,9 @@ IOStream::IOStream(IOLoop* loop, int fd, Options options)
 
 IOStream::~IOStream() {
   for (Frame* f = frames_; f != nullptr; f = f->outer) f->destroyed = true;
+  if (frames_ != nullptr && has_read_ && read_.on_chunk != nullptr) {
+    frames_->keep_alive = std::move(read_.on_chunk);  // It may be the one running.
+  }
   if (deferred_pending_) loop_->RemoveTimeout(deferred_);
   if (!closed_) {
     if (registered_) loop_->RemoveHandler(fd_).IgnoreError();
@@ -146,7 +144,7 @@ void IOStream::ReadBytes(size_t n, StreamingCallback on_chunk, DoneCallback done
   r.kind = ReadKind::kBytes;
   r.limit = n;
   r.streaming = true;
-  r.on_chunk = std::move(on_chunk);
+  r.on_chunk = std::make_unique<StreamingCallback>(std::move(on_chunk));
   r.on_done = std::move(done);
   StartRead(std::move(r));
 }
@@ -162,7 +160,7 @@ void IOStream::ReadUntilClose(StreamingCallback on_chunk, DoneCallback done) {
   ReadRequest r;
   r.kind = ReadKind::kUntilClose;
   r.streaming = true;
-  r.on_chunk = std::move(on_chunk);
+  r.on_chunk = std::make_unique<StreamingCallback>(std::move(on_chunk));
   r.on_done = std::move(done);
   StartRead(std::move(r));
 }
@@ -171,7 +169,7 @@ void IOStream::StartRead(ReadRequest&& request) {
   IOLOOP_CHECK(!has_read_, absl::StrCat("IOStream fd ", fd_,
                                         ": a read was started while another is pending "
                                         "(one read at a time)"));
-  IOLOOP_CHECK(request.streaming ? (request.on_chunk && request.on_done) : bool(request.on_data),
+  IOLOOP_CHECK(request.streaming ? (*request.on_chunk && request.on_done) : bool(request.on_data),
                absl::StrCat("IOStream fd ", fd_, ": a read needs non-null callbacks"));
   request.context = StackContext::Capture();
   read_ = std::move(request);
@@ -209,13 +207,38 @@ bool IOStream::CompleteData(Frame& frame, absl::StatusOr<std::string> result) {
 bool IOStream::CompleteDone(Frame& frame, absl::Status status) {
   DoneCallback cb = std::move(read_.on_done);
   StackContext context = std::move(read_.context);
-  read_.on_chunk = nullptr;
+  std::unique_ptr<StreamingCallback> on_chunk = std::move(read_.on_chunk);
   has_read_ = false;
   RunIn(context, [&] { cb(std::move(status)); });
   return !frame.destroyed;
 }
 
 bool IOStream::StepRead(Frame& frame) {
+  ReadRequest& r = read_;
+  const size_t buffered = read_buffer_.size();
+  if (r.streaming && r.on_chunk != nullptr) {
+    if (buffered > 0 && (r.kind == ReadKind::kUntilClose || r.limit > buffered)) {
+      // A chunk that does not finish the read: the streaming hot path.
+      const absl::string_view chunk = read_buffer_.View();
+      read_buffer_.Consume(buffered);  // The view stays valid until Settle().
+      if (r.kind == ReadKind::kBytes) r.limit -= buffered;
+      StreamingCallback& on_chunk = *r.on_chunk;
+      if (r.context.empty()) {
+        on_chunk(chunk);
+      } else {
+        StackContext context = r.context;
+        RunIn(context, [&] { on_chunk(chunk); });
+      }
+      return true;
+    }
+    if (buffered == 0 && !closed_ && !eof_ && (r.kind == ReadKind::kUntilClose || r.limit > 0)) {
+      return false;  // Waiting for data.
+    }
+  }
+  return StepReadSlow(frame);
+}
+
+bool IOStream::StepReadSlow(Frame& frame) {
   const size_t buffered = read_buffer_.size();
   const bool ended = closed_ || eof_;
   ReadRequest& r = read_;
@@ -232,18 +255,15 @@ bool IOStream::StepRead(Frame& frame) {
       const absl::string_view chunk = read_buffer_.View().substr(0, take);
       read_buffer_.Consume(take);  // The view stays valid until Settle().
       if (bytes) r.limit -= take;
-      // The callback may destroy the stream: run it from the stack, not from read_.
-      StreamingCallback on_chunk = std::move(r.on_chunk);
-      const StackContext& context = r.context;
-      if (context.empty()) {
+      StreamingCallback& on_chunk = *r.on_chunk;
+      if (r.context.empty()) {
         on_chunk(chunk);
       } else {
-        StackContext copy = context;
-        RunIn(copy, [&] { on_chunk(chunk); });
+        StackContext context = r.context;
+        RunIn(context, [&] { on_chunk(chunk); });
       }
       if (frame.destroyed) return true;
-      if (has_read_) read_.on_chunk = std::move(on_chunk);
-      if (has_read_ && bytes && read_.limit == 0) CompleteDone(frame, absl::OkStatus());
+      if (bytes && read_.limit == 0) CompleteDone(frame, absl::OkStatus());
       return true;
     }
     if (bytes && r.limit == 0) {
@@ -358,7 +378,7 @@ absl::Status IOStream::Write(absl::string_view data, WriteCallback cb) {
         " queued would exceed max_write_buffer_size ", options_.max_write_buffer_size));
   }
   size_t sent = 0;
-  if (write_queue_.empty()) sent = FlushQueue(data);
+  if (write_queue_.empty()) sent = SendDirect(data);
   queued_end_ += data.size();
   if (!closed_ && sent < data.size()) {
     write_queue_.Append(data.substr(sent));
@@ -386,7 +406,7 @@ absl::Status IOStream::Write(absl::Cord data, WriteCallback cb) {
   const size_t size = data.size();
   write_queue_.Append(std::move(data));  // Shares the Cord's chunks: no copy.
   queued_end_ += size;
-  if (write_queue_.size() == size) FlushQueue(absl::string_view());
+  if (write_queue_.size() == size) FlushQueue();
   if (cb) {
     writes_.push_back({queued_end_, std::move(cb), StackContext::Capture()});
     if (flushed_ >= queued_end_ || closed_) ScheduleCompletions();
@@ -395,26 +415,25 @@ absl::Status IOStream::Write(absl::Cord data, WriteCallback cb) {
   return absl::OkStatus();
 }
 
-// FlushQueue() sends `direct` (when the queue is empty: the caller's bytes, sent
-// without queueing) or else the queue, until the kernel pushes back. Returns how many
-// of `direct` were sent. Closes the stream on a socket error.
-size_t IOStream::FlushQueue(absl::string_view direct) {
-  size_t direct_sent = 0;
-  if (!direct.empty()) {
-    const ssize_t n =
-        RetryOnEintr([&] { return send(fd_, direct.data(), direct.size(), kSendFlags); });
-    ++stats_.write_calls;
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        CloseNow(ErrnoStatus(errno, "IOStream: send", fd_), /*clean=*/false);
-      }
-      return 0;
+// SendDirect() sends the caller's bytes while nothing is queued, without queueing
+// them; returns how many the kernel took. FlushQueue() sends the queue until the
+// kernel pushes back. Both close the stream on a socket error.
+size_t IOStream::SendDirect(absl::string_view data) {
+  if (data.empty()) return 0;
+  const ssize_t n = RetryOnEintr([&] { return send(fd_, data.data(), data.size(), kSendFlags); });
+  ++stats_.write_calls;
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      CloseNow(ErrnoStatus(errno, "IOStream: send", fd_), /*clean=*/false);
     }
-    direct_sent = static_cast<size_t>(n);
-    flushed_ += direct_sent;
-    stats_.bytes_written += direct_sent;
-    return direct_sent;
+    return 0;
   }
+  flushed_ += static_cast<size_t>(n);
+  stats_.bytes_written += static_cast<size_t>(n);
+  return static_cast<size_t>(n);
+}
+
+void IOStream::FlushQueue() {
   while (!write_queue_.empty()) {
     iovec iov[kMaxIovecs];
     int count = 0;
@@ -442,11 +461,10 @@ size_t IOStream::FlushQueue(absl::string_view direct) {
     if (static_cast<size_t>(n) < total) break;  // The kernel pushed back.
   }
   if (write_queue_.empty()) write_queue_ = absl::Cord();  // Give the tree back.
-  return 0;
 }
 
 void IOStream::HandleWrite() {
-  FlushQueue(absl::string_view());
+  FlushQueue();
   if (!closed_ && write_queue_.empty() && shutdown_requested_ && !write_shut_) {
     write_shut_ = true;
     shutdown(fd_, SHUT_WR);
@@ -466,38 +484,59 @@ void IOStream::ShutdownWrite() {
 
 void IOStream::OnEvents(EventMask events) {
   Frame frame(this);
-  if (events & kWrite) HandleWrite();
-  if ((events & kRead) && !closed_) {
-    HandleRead(frame);
-    if (frame.destroyed) return;
+  try {
+    // Completions are due only if something changed since they last ran.
+    bool changed = false;
+    if (events & kWrite) {
+      HandleWrite();
+      changed = true;
+    }
+    if ((events & kRead) && !closed_) {
+      changed |= HandleRead(frame);
+      if (frame.destroyed) return;
+    }
+    if ((events & (kRead | kWrite)) == 0 && (events & kError) && !closed_) {
+      HandleErrorOnly();
+      changed = true;
+    }
+    if (changed && !DrainCompletions(frame)) return;
+    Finish(frame);
+  } catch (...) {
+    // A callback threw: zero cost until then, unlike a check on every return.
+    if (!frame.destroyed) {
+      frames_ = frame.outer;
+      OnCallbackThrew();
+    }
+    throw;
   }
-  if ((events & (kRead | kWrite)) == 0 && (events & kError) && !closed_) HandleErrorOnly();
-  if (!DrainCompletions(frame)) return;
-  Finish(frame);
 }
 
-void IOStream::HandleRead(Frame& frame) {
+// HandleRead() reads while the pending read wants data, running completions after
+// each read. Returns true if something changed since completions last ran (EOF, an
+// error).
+bool IOStream::HandleRead(Frame& frame) {
   for (int i = 0; i < kMaxReadsPerEvent; ++i) {
     const size_t buffered = read_buffer_.size();
-    if (closed_ || eof_ || buffered >= options_.max_buffer_size) return;
-    if (!has_read_ && buffered > 0) return;  // Read ahead at most one chunk.
+    if (closed_ || eof_ || buffered >= options_.max_buffer_size) return false;
+    if (!has_read_ && buffered > 0) return false;  // Read ahead at most one chunk.
     const size_t want = std::min(options_.read_chunk_size, options_.max_buffer_size - buffered);
     const ssize_t n = read_buffer_.Read(fd_, want);
     ++stats_.read_calls;
     if (n > 0) {
       stats_.bytes_read += static_cast<size_t>(n);
-      if (!DrainCompletions(frame)) return;
-      if (static_cast<size_t>(n) < want) return;  // Drained the socket for now.
+      if (!DrainCompletions(frame)) return false;
+      if (static_cast<size_t>(n) < want) return false;  // Drained the socket for now.
       continue;
     }
     if (n == 0) {
       eof_ = true;
-      return;
+      return true;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
     CloseNow(ErrnoStatus(errno, "IOStream: read", fd_), /*clean=*/false);
-    return;
+    return true;
   }
+  return false;
 }
 
 // HandleErrorOnly(): the backend reported an error or hang-up on an fd watched for
@@ -524,6 +563,21 @@ bool IOStream::DrainCompletions(Frame& frame) {
       if (frame.destroyed) return false;
       continue;
     }
+    if (writes_head_ == writes_.size() && !eof_ && !closed_) return true;
+    switch (StepOthers(frame)) {
+      case Step::kIdle:
+        return true;
+      case Step::kRan:
+        continue;
+      case Step::kDestroyed:
+        return false;
+    }
+  }
+}
+
+// StepOthers(): one write completion, the EOF close, or the close callback, if due.
+IOStream::Step IOStream::StepOthers(Frame& frame) {
+  {
     if (writes_head_ < writes_.size()) {
       PendingWrite& w = writes_[writes_head_];
       if (w.end <= flushed_ || closed_) {
@@ -538,8 +592,7 @@ bool IOStream::DrainCompletions(Frame& frame) {
           writes_head_ = 0;
         }
         RunIn(context, [&] { cb(std::move(status)); });
-        if (frame.destroyed) return false;
-        continue;
+        return frame.destroyed ? Step::kDestroyed : Step::kRan;
       }
     }
     if (eof_ && !closed_ && !has_read_ && write_queue_.empty()) {
@@ -547,7 +600,7 @@ bool IOStream::DrainCompletions(Frame& frame) {
       CloseNow(
           absl::UnavailableError(absl::StrCat("IOStream fd ", fd_, ": closed by the peer (EOF)")),
           /*clean=*/true);
-      continue;
+      return Step::kRan;
     }
     if (closed_ && !close_done_ && !has_read_ && writes_head_ == writes_.size()) {
       close_done_ = true;
@@ -555,11 +608,11 @@ bool IOStream::DrainCompletions(Frame& frame) {
         CloseCallback cb = std::move(close_callback_);
         StackContext context = std::move(close_context_);
         RunIn(context, [&] { cb(); });
-        if (frame.destroyed) return false;
+        if (frame.destroyed) return Step::kDestroyed;
       }
-      continue;
+      return Step::kRan;
     }
-    return true;
+    return Step::kIdle;
   }
 }
 
@@ -581,8 +634,12 @@ bool IOStream::UpdateInterest() {
   const size_t buffered = read_buffer_.size();
   if (!eof_ && buffered < options_.max_buffer_size && (has_read_ || buffered == 0)) want |= kRead;
   if (!write_queue_.empty()) want |= kWrite;
+  if (registered_ && want == interest_) return true;
+  return ChangeInterest(want);
+}
+
+bool IOStream::ChangeInterest(EventMask want) {
   if (registered_) {
-    if (want == interest_) return true;
     if (absl::Status s = loop_->UpdateHandler(fd_, want); !s.ok()) {
       CloseNow(std::move(s), /*clean=*/false);
       return false;
@@ -660,8 +717,16 @@ void IOStream::RunDeferred() {
   deferred_pending_ = false;
   deferred_ = TimeoutHandle();
   Frame frame(this);
-  if (!DrainCompletions(frame)) return;
-  Finish(frame);
+  try {
+    if (!DrainCompletions(frame)) return;
+    Finish(frame);
+  } catch (...) {
+    if (!frame.destroyed) {
+      frames_ = frame.outer;
+      OnCallbackThrew();
+    }
+    throw;
+  }
 }
 
 void IOStream::OnCallbackThrew() {
@@ -670,6 +735,7 @@ void IOStream::OnCallbackThrew() {
                  "IOStream fd ", fd_, ": a callback threw an exception; the stream was closed")),
              /*clean=*/false);
   }
+  if (has_read_) read_.on_chunk.reset();  // Never called again after it threw.
   read_buffer_.Settle();
   ScheduleCompletions();
 }

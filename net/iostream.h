@@ -229,7 +229,9 @@ class IOStream {
     std::string delimiter;
     size_t limit = 0;  // kUntil: max bytes; kBytes: bytes still wanted.
     ReadCallback on_data;
-    StreamingCallback on_chunk;
+    // On the heap so that it stays put while it runs, even if the stream is destroyed
+    // from inside it (the running frame then keeps it alive).
+    std::unique_ptr<StreamingCallback> on_chunk;
     DoneCallback on_done;
     StackContext context;
   };
@@ -241,7 +243,7 @@ class IOStream {
 
   void StartRead(ReadRequest&& request);
   void OnEvents(EventMask events);
-  void HandleRead(Frame& frame);
+  bool HandleRead(Frame& frame);
   void HandleWrite();
   void HandleErrorOnly();
   // DrainCompletions() runs every completion that is due; false if the stream was
@@ -252,6 +254,9 @@ class IOStream {
   bool Finish(Frame& frame);
   // StepRead() runs the pending read if it is due: true if it ran a callback.
   bool StepRead(Frame& frame);
+  bool StepReadSlow(Frame& frame);
+  enum class Step { kIdle, kRan, kDestroyed };
+  Step StepOthers(Frame& frame);
   bool CompleteData(Frame& frame, absl::StatusOr<std::string> result);
   bool CompleteDone(Frame& frame, absl::Status status);
   absl::Status UnsatisfiedError(absl::string_view what) const;
@@ -259,8 +264,11 @@ class IOStream {
   void ScheduleCompletions();
   void RunDeferred();
   bool UpdateInterest();
+  bool ChangeInterest(EventMask want);
   void OnCallbackThrew();
-  size_t FlushQueue(absl::string_view direct);
+  void Dispatch(EventMask events);
+  size_t SendDirect(absl::string_view data);
+  void FlushQueue();
 
   IOLoop* const loop_;
   const int fd_;

@@ -130,9 +130,8 @@ TEST(NetFaultTest, FloodWithoutDelimiterIsBoundedAndReported) {
                 stream->Close(header.status());  // The server's choice: drop the flooder.
                 return;
               }
-              stream->Write("HTTP/1.0 200 OK\r\n\r\n", [stream](absl::Status) {
-                stream->Close();
-              }).IgnoreError();
+              stream->Write("HTTP/1.0 200 OK\r\n\r\n", [stream](absl::Status) { stream->Close(); })
+                  .IgnoreError();
             },
             /*max_bytes=*/64 * 1024);
       },

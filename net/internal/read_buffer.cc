@@ -114,7 +114,7 @@ void ReadBuffer::Adopt() {
   end_ = bytes.size();
 }
 
-void ReadBuffer::Settle() {
+void ReadBuffer::SettleSlow() {
   if (borrowed_) {
     if (empty()) {
       ReleaseScratch();

@@ -48,12 +48,15 @@ class ReadBuffer {
 
   // Settle() moves borrowed bytes into owned storage, frees storage once empty and
   // shrinks storage that is mostly unused.
-  void Settle();
+  void Settle() {
+    if (borrowed_ || owned_ != nullptr) SettleSlow();
+  }
 
   // Append() copies `data` in (tests and the stream's slow paths).
   void Append(absl::string_view data);
 
  private:
+  void SettleSlow();
   void Reserve(size_t extra);
   void Adopt();
   void ReleaseScratch();
