@@ -31,8 +31,7 @@ class IOStreamEchoServer {
   static constexpr size_t kChunk = 64 * 1024;
 
   explicit IOStreamEchoServer(Style style)
-      : style_(style),
-        server_(&loop_, [this](std::unique_ptr<IOStream> s, const SocketAddress&) {
+      : style_(style), server_(&loop_, [this](std::unique_ptr<IOStream> s, const SocketAddress&) {
           Accept(std::move(s));
         }) {
     if (!server_.Listen(0).ok()) Fail("W5 iostream listen");
@@ -95,11 +94,14 @@ class IOStreamEchoServer {
           [this, stream](absl::StatusOr<std::string> data) {
             if (!data.ok()) return;
             const size_t n = data->size();
-            stream->Write(*data, [this, stream, n](absl::Status s) {
-              if (!s.ok()) return;
-              echoed_ += n;
-              Read(stream);
-            }).IgnoreError();
+            stream
+                ->Write(*data,
+                        [this, stream, n](absl::Status s) {
+                          if (!s.ok()) return;
+                          echoed_ += n;
+                          Read(stream);
+                        })
+                .IgnoreError();
           },
           /*partial=*/true);
     }
