@@ -11,8 +11,17 @@
 #include <cstdio>
 #include <string>
 
+// Abseil's flag headers use std::atomic_thread_fence, which g++ flags under
+// -fsanitize=thread (-Wtsan); the flags are parsed once, before any thread exists.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
+#pragma GCC diagnostic pop
+#endif
 #include "absl/time/time.h"
 #include "examples/echo_server.h"
 #include "ioloop/io_loop.h"

@@ -33,8 +33,8 @@ namespace ioloop::fuzz {
 namespace {
 
 struct Model {
-  std::string sent;        // Bytes the peer wrote.
-  size_t consumed = 0;     // Bytes reads returned.
+  std::string sent;     // Bytes the peer wrote.
+  size_t consumed = 0;  // Bytes reads returned.
   bool peer_closed = false;
   bool stream_closed_by_us = false;
   std::string written;     // Bytes of the stream's accepted writes.
@@ -51,7 +51,8 @@ void Check(bool ok, const char* what) {
 
 void Run(FuzzInput& in) {
   net_testing::NetTestLoop t("fake");
-  auto [mine, peer] = net_testing::SocketPair(/*nonblocking_peer=*/true);
+  const auto [mine, peer_fd] = net_testing::SocketPair(/*nonblocking_peer=*/true);
+  const int peer = peer_fd;  // A plain variable: lambdas capture it.
   IOStream::Options options;
   options.read_chunk_size = 1 + in.Below(64);
   options.max_buffer_size = 1 + in.Below(512);
@@ -79,8 +80,8 @@ void Run(FuzzInput& in) {
       case 1: {
         const std::string delim = kind % 6 == 0 ? "\n" : "|\n";
         const size_t max = b % 3 == 0 ? 0 : a % 100;
-        const size_t limit = max == 0 ? options.max_buffer_size
-                                      : std::min<size_t>(max, options.max_buffer_size);
+        const size_t limit =
+            max == 0 ? options.max_buffer_size : std::min<size_t>(max, options.max_buffer_size);
         stream->ReadUntil(
             delim,
             [&, delim, limit](absl::StatusOr<std::string> r) {
@@ -218,8 +219,8 @@ void Run(FuzzInput& in) {
   // Wind down: the peer half-closes and reads; nothing may hang.
   if (!m.peer_closed) shutdown(peer, SHUT_WR);
   m.peer_closed = true;
-  for (int i = 0; i < 10000 && !(stream->Closed() && m.close_callbacks == 1 &&
-                                 !stream->Reading() && m.writes_pending == 0);
+  for (int i = 0; i < 10000 && !(stream->Closed() && m.close_callbacks == 1 && !stream->Reading() &&
+                                 m.writes_pending == 0);
        ++i) {
     if (!stream->Reading() && !stream->Closed()) start_read(5, 0, 0);
     t.RunOnce();

@@ -45,7 +45,7 @@ TEST(NetFaultTest, PeerThatNeverReadsCostsAtMostTheWriteBound) {
   IOLoop loop;
   IOStream::Options options;
   options.max_write_buffer_size = 8 << 20;
-  const uint64_t total = (100ull << 20) / kSanitizerDivisor;
+  const uint64_t total = 100ull << 20;  // Cheap at any size: the writers stop at the bound.
   const std::string chunk(1 << 20, 'p');
   std::vector<std::unique_ptr<IOStream>> streams;
   uint64_t careless_accepted = 0;
@@ -97,7 +97,11 @@ TEST(NetFaultTest, PeerThatNeverReadsCostsAtMostTheWriteBound) {
   const long growth_kb = rss_peak - rss_before;
   // Two streams' write bounds plus one 1 MiB chunk in flight; the rest is slack for
   // the allocator. 100 MB would show.
-  EXPECT_LT(growth_kb, 2 * 8 * 1024 + 16 * 1024) << "RSS grew by " << growth_kb << " KiB";
+  // Sanitizers add shadow memory and their own allocator, so RSS says nothing there;
+  // the queue bounds above still hold.
+  if (kSanitizerDivisor == 1) {
+    EXPECT_LT(growth_kb, 2 * 8 * 1024 + 16 * 1024) << "RSS grew by " << growth_kb << " KiB";
+  }
   Figure("never_reader_bytes_offered", static_cast<double>(total));
   Figure("never_reader_write_bound_mib", options.max_write_buffer_size / 1048576.0);
   Figure("never_reader_careless_bytes_accepted", static_cast<double>(careless_accepted));
