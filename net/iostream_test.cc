@@ -287,6 +287,31 @@ TEST_P(IOStreamTest, NoPendingReadMeansBackPressureNotBuffering) {
   EXPECT_EQ(all, std::string(100000, 'b'));
 }
 
+// The peer hangs up while the stream, with data buffered and no read pending, watches
+// nothing: the level-triggered hang-up must not spin the loop, and the data and the
+// EOF still reach the next read.
+TEST_P(IOStreamTest, HangUpWhileNotReadingNeitherSpinsNorLosesData) {
+  IOStream::Options options;
+  options.read_chunk_size = 1000;
+  auto stream = MakeStream(options);
+  const std::string data(5000, 'h');
+  ASSERT_TRUE(WriteAll(peer_, data));
+  ClosePeer();
+  for (int i = 0; i < 10; ++i) t_.RunOnce();
+  EXPECT_LE(stream->ReadBufferSize(), options.read_chunk_size);
+  EXPECT_FALSE(stream->Closed()) << "nothing asked for the EOF yet";
+  if (t_.fake()) {
+    EXPECT_FALSE(t_.fake_poller()->IsRegistered(stream->fd()))
+        << "a hang-up on an fd watched for nothing parks it instead of spinning";
+  }
+  std::string all;
+  bool closed = false;
+  stream->SetCloseCallback([&] { closed = true; });
+  stream->ReadUntilClose([&](absl::StatusOr<std::string> s) { all = s.value(); });
+  ASSERT_TRUE(t_.RunUntil([&] { return closed; }));
+  EXPECT_EQ(all, data);
+}
+
 TEST_P(IOStreamTest, FullBufferFailsTheReadWithResourceExhaustedNotUnboundedMemory) {
   IOStream::Options options;
   options.max_buffer_size = 10000;
