@@ -97,7 +97,10 @@ print(total, ctl)
 PY
   rm -f "$log"
 }
-w5_server() {  # $1 impl, $2 wrapper...: runs the W5 server under a wrapper with the shared client
+w5_server() {  # $1 impl, $2 wrapper...: prints the W5 server's ops under a wrapper
+  w5_server_line "$@" | sed -n 's/.* ops=\([0-9]*\).*/\1/p'
+}
+w5_server_line() {  # $1 impl, $2 wrapper...: runs the W5 server with the shared client, prints its result line
   local impl="$1"; shift
   # The server's stdout comes through a FIFO: reading its "port=" line blocks until the
   # server is listening (no polling of a file that may not be written yet).
@@ -115,7 +118,7 @@ w5_server() {  # $1 impl, $2 wrapper...: runs the W5 server under a wrapper with
   [ -n "$port" ] || { echo "compare.sh: the $impl W5 server did not start" >&2; exit 1; }
   "$bin/measure" --workload=w5client --port="$port" --n=50 --ms=2000 >/dev/null
   wait "$pid"
-  sed -n 's/.* ops=\([0-9]*\).*/\1/p' <&5
+  grep "workload=w5server" <&5
   exec 5<&-
   rm -rf "$dir"
 }
@@ -153,6 +156,53 @@ print(t)")
   rm -f "$log"
   echo "compare.sh: instruction and system-call counts for $impl done"
 done
+
+# --- W5 on the stream layer (net/): the echo server on TCPServer + IOStream ---------
+# Server instructions and system calls per round trip against the raw-fd echo on
+# ioloop and the raw epoll loop (same client), plus allocations per round trip and
+# bytes the server's streams copied per byte echoed.
+: >"$out/net_counts.txt"
+for impl in raw ioloop iostream iostream_strings; do
+  log=$(mktemp)
+  line=$(w5_server_line "$impl" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null --log-file="$log")
+  ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
+  ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$line")
+  echo "$impl instructions_per_round_trip $(python3 -c "print(round($ir/max($ops,1),1))")" >>"$out/net_counts.txt"
+  line=$(w5_server_line "$impl" strace -f -c -o "$log")
+  ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$line")
+  s=$(python3 -c "
+t=0
+for l in open('$log'):
+    p=l.split()
+    if len(p)>=5 and p[0][0].isdigit() and p[-1]!='total': t+=int(p[3])
+print(t)")
+  echo "$impl syscalls_per_round_trip $(python3 -c "print(round($s/max($ops,1),3))")" >>"$out/net_counts.txt"
+  line=$(w5_server_line "$impl")
+  ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$line")
+  allocs=$(sed -n 's/.* allocations=\([0-9]*\).*/\1/p' <<<"$line")
+  echo "$impl allocations_per_round_trip $(python3 -c "print(round($allocs/max($ops,1),4))")" >>"$out/net_counts.txt"
+  copied=$(sed -n 's/.* bytes_copied=\([0-9]*\).*/\1/p' <<<"$line")
+  echoed=$(sed -n 's/.* bytes_echoed=\([0-9]*\).*/\1/p' <<<"$line")
+  if [ -n "$copied" ]; then
+    echo "$impl bytes_copied_per_byte_echoed $(python3 -c "print(round($copied/max($echoed,1),3))")" >>"$out/net_counts.txt"
+  fi
+  rm -f "$log"
+  echo "compare.sh: stream-layer W5 counts for $impl done"
+done
+python3 - "$out/net_counts.txt" >"$out/net_table.md" <<'PY'
+import collections, sys
+rows = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    impl, metric, value = line.split()
+    rows[metric][impl] = value
+impls = ["raw", "ioloop", "iostream", "iostream_strings"]
+print("| W5 server, per round trip | " + " | ".join(impls) + " |")
+print("| --- |" + " --- |" * len(impls))
+for metric, per in rows.items():
+    print(f"| {metric.replace('_', ' ')} | " + " | ".join(per.get(i, "n/a") for i in impls) + " |")
+PY
+cat "$out/net_table.md"
+# --- end of the stream-layer block ----------------------------------------------
 
 python3 "$root/bench/make_table.py" "$out" "$reps" >"$out/table.md"
 gnuplot -e "outdir='$out'" "$root/bench/chart.gp"

@@ -10,6 +10,7 @@
 #include "bench/adapters/libevent_adapter.h"
 #include "bench/adapters/libuv_adapter.h"
 #include "bench/adapters/raw_adapter.h"
+#include "bench/iostream_echo.h"
 #include "bench/workloads.h"
 
 namespace ioloop::bench {
@@ -119,6 +120,44 @@ void W5_TcpEcho(benchmark::State& state) {
   state.counters["server_cpu_ns_per_rt"] =
       static_cast<double>(server_cpu_ns) / static_cast<double>(round_trips);
 }
+
+// W5 with the server on TCPServer + IOStream (bench/iostream_echo.h).
+template <IOStreamEchoServer::Style kStyle>
+void W5_TcpEchoIOStream(benchmark::State& state) {
+  constexpr int kConnections = 50;
+  const auto duration = std::chrono::milliseconds(state.range(0));
+  uint64_t round_trips = 0;
+  int64_t server_cpu_ns = 0;
+  for (auto _ : state) {
+    IOStreamEchoServer server(kStyle);
+    uint64_t client_round_trips = 0;
+    std::thread client(
+        [&] { client_round_trips = EchoClient(server.port(), kConnections, duration); });
+    const int64_t cpu0 = ThreadCpuNanos();
+    server.ServeUntilAllClosed(kConnections);
+    server_cpu_ns += ThreadCpuNanos() - cpu0;
+    client.join();
+    if (server.messages() < client_round_trips)
+      Fail("W5: the server echoed fewer messages than the client got");
+    round_trips += client_round_trips;
+  }
+  state.counters["round_trips_per_s"] =
+      benchmark::Counter(static_cast<double>(round_trips), benchmark::Counter::kIsRate);
+  state.counters["server_cpu_ns_per_rt"] =
+      static_cast<double>(server_cpu_ns) / static_cast<double>(round_trips);
+}
+BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStreaming)
+    ->Name("W5_TcpEcho/iostream")
+    ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStrings)
+    ->Name("W5_TcpEcho/iostream_strings")
+    ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
 
 #define IOLOOP_FOR_EACH_IMPL(BENCH, ...)                                            \
   BENCHMARK_TEMPLATE(BENCH, IOLoopAdapter)->Name(#BENCH "/ioloop") __VA_ARGS__;     \

@@ -5,8 +5,10 @@
 //
 //   measure --impl=ioloop|raw|libevent|libuv --workload=w1|w2a|w2b|w3|w4|w5server|w5client
 //           [--n=...] [--ops=...] [--port=...] [--ms=...]
+//   measure --impl=iostream|iostream_strings --workload=w5server [--n=...]
 //
-// Prints one line of key=value pairs, including ops=<operations measured>.
+// Prints one line of key=value pairs, including ops=<operations measured> and, for
+// w5server, allocations=<operator new calls in the measured part>.
 
 #include <valgrind/callgrind.h>
 
@@ -19,7 +21,11 @@
 #include "bench/adapters/libevent_adapter.h"
 #include "bench/adapters/libuv_adapter.h"
 #include "bench/adapters/raw_adapter.h"
+#include "bench/iostream_echo.h"
 #include "bench/workloads.h"
+
+// operator new calls so far (bench/allocation_counter.cc).
+uint64_t AllocationCount();
 
 namespace ioloop::bench {
 namespace {
@@ -75,13 +81,16 @@ int RunWorkload(const Args& a) {
     EchoServerWorkload<Loop> server(loop);
     std::printf("port=%d\n", server.port());
     std::fflush(stdout);
+    const uint64_t allocations0 = AllocationCount();
     CALLGRIND_START_INSTRUMENTATION;
     const int64_t cpu0 = ThreadCpuNanos();
     server.ServeUntilAllClosed(static_cast<int>(a.n));
     const int64_t cpu = ThreadCpuNanos() - cpu0;
     CALLGRIND_STOP_INSTRUMENTATION;
-    std::printf("impl=%s workload=w5server ops=%llu server_cpu_ns=%lld\n", Loop::kName,
-                static_cast<unsigned long long>(server.messages()), static_cast<long long>(cpu));
+    std::printf("impl=%s workload=w5server ops=%llu server_cpu_ns=%lld allocations=%llu\n",
+                Loop::kName, static_cast<unsigned long long>(server.messages()),
+                static_cast<long long>(cpu),
+                static_cast<unsigned long long>(AllocationCount() - allocations0));
   } else {
     std::fprintf(stderr, "measure: unknown workload %s\n", a.workload.c_str());
     return 2;
@@ -117,6 +126,31 @@ int Main(int argc, char** argv) {
   if (a.workload == "w5client") {
     const uint64_t rt = EchoClient(a.port, static_cast<int>(a.n), std::chrono::milliseconds(a.ms));
     std::printf("workload=w5client round_trips=%llu\n", static_cast<unsigned long long>(rt));
+    return 0;
+  }
+  if (a.impl == "iostream" || a.impl == "iostream_strings") {
+    if (a.workload != "w5server") {
+      std::fprintf(stderr, "measure: %s runs only w5server\n", a.impl.c_str());
+      return 2;
+    }
+    IOStreamEchoServer server(a.impl == "iostream" ? IOStreamEchoServer::Style::kStreaming
+                                                   : IOStreamEchoServer::Style::kStrings);
+    std::printf("port=%d\n", server.port());
+    std::fflush(stdout);
+    const uint64_t allocations0 = AllocationCount();
+    CALLGRIND_START_INSTRUMENTATION;
+    const int64_t cpu0 = ThreadCpuNanos();
+    server.ServeUntilAllClosed(static_cast<int>(a.n));
+    const int64_t cpu = ThreadCpuNanos() - cpu0;
+    CALLGRIND_STOP_INSTRUMENTATION;
+    std::printf(
+        "impl=%s workload=w5server ops=%llu server_cpu_ns=%lld allocations=%llu "
+        "bytes_copied=%llu bytes_echoed=%llu\n",
+        a.impl.c_str(), static_cast<unsigned long long>(server.messages()),
+        static_cast<long long>(cpu),
+        static_cast<unsigned long long>(AllocationCount() - allocations0),
+        static_cast<unsigned long long>(server.bytes_copied()),
+        static_cast<unsigned long long>(server.bytes_echoed()));
     return 0;
   }
   if (a.impl == "ioloop") return RunWorkload<IOLoopAdapter>(a);

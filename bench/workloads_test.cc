@@ -7,6 +7,7 @@
 #include "bench/adapters/libevent_adapter.h"
 #include "bench/adapters/libuv_adapter.h"
 #include "bench/adapters/raw_adapter.h"
+#include "bench/iostream_echo.h"
 #include "gtest/gtest.h"
 
 namespace ioloop::bench {
@@ -70,6 +71,22 @@ TYPED_TEST(WorkloadsTest, TcpEchoRoundTrips) {
   client.join();
   EXPECT_GT(round_trips, 0u);
   EXPECT_GE(server.messages(), round_trips);
+}
+
+TEST(IOStreamEchoTest, BothStylesRoundTrip) {
+  for (auto style : {IOStreamEchoServer::Style::kStreaming, IOStreamEchoServer::Style::kStrings}) {
+    IOStreamEchoServer server(style);
+    uint64_t round_trips = 0;
+    std::thread client(
+        [&] { round_trips = EchoClient(server.port(), 10, std::chrono::milliseconds(100)); });
+    server.ServeUntilAllClosed(10);
+    client.join();
+    EXPECT_GT(round_trips, 0u);
+    EXPECT_GE(server.messages(), round_trips);
+    if (style == IOStreamEchoServer::Style::kStreaming) {
+      EXPECT_LE(server.bytes_copied(), server.bytes_echoed());
+    }
+  }
 }
 
 }  // namespace

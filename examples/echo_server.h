@@ -1,11 +1,11 @@
-// EchoServer: a TCP echo server on an IOLoop, the project's demo and load target.
+// EchoServer: a TCP echo server on TCPServer and IOStream, the project's demo and load
+// target.
 //
-// Every byte a client sends comes back. Per-connection memory is bounded: at most
-// `max_buffered_bytes` wait to be written back; when a client stops reading, the
-// server stops reading from it too (back-pressure) instead of buffering without
-// limit. When the process runs out of fds, accept() failures with EMFILE are absorbed
-// with a reserved descriptor (close it, accept and drop the connection, reopen), so
-// the listening socket does not spin the loop at 100% CPU.
+// Every byte a client sends comes back. Each connection has one chunk in flight: read
+// up to `max_buffered_bytes`, write it back, wait until it reached the kernel, read
+// again. So a client that stops reading gets back-pressure (the server stops reading
+// from it) and costs the server at most one chunk. A client that sends nothing for
+// `idle_timeout` is dropped (slowloris). Running out of fds is absorbed by TCPServer.
 //
 // Thread-safety: create, use and destroy it on its loop's thread (or before the loop
 // starts).
@@ -19,60 +19,58 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "ioloop/io_loop.h"
+#include "net/iostream.h"
+#include "net/tcp_server.h"
 
 namespace ioloop::examples {
 
 struct EchoServerOptions {
-  // Loopback unless told otherwise.
-  std::string host = "127.0.0.1";
-  // 0 picks a free port; port() tells which.
-  int port = 0;
+  std::string host = "127.0.0.1";  // Loopback unless told otherwise.
+  int port = 0;                    // 0 picks a free port; port() tells which.
   size_t max_buffered_bytes = 64 * 1024;
   int backlog = 1024;
+  absl::Duration idle_timeout = absl::Seconds(60);
 };
 
 class EchoServer {
  public:
-  // Listen() binds, listens and registers with `loop`. Errors name the address.
+  // Listen() binds and starts serving on `loop`. Errors name the address.
   static absl::StatusOr<std::unique_ptr<EchoServer>> Listen(IOLoop* loop,
                                                             EchoServerOptions options);
   ~EchoServer();  // Closes the listener and every connection.
-  EchoServer(const EchoServer&) = delete;
-  EchoServer& operator=(const EchoServer&) = delete;
 
-  int port() const { return port_; }
+  int port() const { return server_.Port(); }
   size_t open_connections() const { return connections_.size(); }
-  uint64_t accepted() const { return accepted_; }
+  uint64_t accepted() const { return server_.stats().accepted; }
   uint64_t bytes_echoed() const { return bytes_echoed_; }
-  // Connections dropped at accept time because the process had no fd to spare.
-  uint64_t dropped_for_fd_limit() const { return dropped_for_fd_limit_; }
+  uint64_t dropped_for_fd_limit() const { return server_.stats().dropped_for_fd_limit; }
+  uint64_t dropped_idle() const { return dropped_idle_; }
   // The most bytes any one connection ever had waiting to be written back.
   size_t peak_buffered_bytes() const { return peak_buffered_; }
+  // Buffer memory the open connections hold now (read buffers' heap storage and
+  // queued writes).
+  size_t buffer_bytes() const;
 
  private:
   struct Connection {
-    std::string pending;  // Bytes read and not yet written back.
-    bool peer_closed = false;
-    EventMask watching = kNone;
+    std::unique_ptr<IOStream> stream;
+    absl::Time last_read;
+    TimeoutHandle idle;
   };
 
-  EchoServer(IOLoop* loop, int listen_fd, int port, EchoServerOptions options);
-  void OnAcceptable();
-  void OnConnectionEvent(int fd, EventMask events);
-  void Flush(int fd, Connection& c);
-  void Watch(int fd, Connection& c);
-  void CloseConnection(int fd);
+  EchoServer(IOLoop* loop, EchoServerOptions options);
+  void Serve(std::unique_ptr<IOStream> stream);
+  void ReadNext(Connection* c);
+  void CheckIdle(Connection* c);
 
   IOLoop* const loop_;
-  const int listen_fd_;
-  const int port_;
   const EchoServerOptions options_;
-  int reserve_fd_ = -1;
-  absl::flat_hash_map<int, std::unique_ptr<Connection>> connections_;
-  uint64_t accepted_ = 0;
+  TCPServer server_;
+  absl::flat_hash_map<Connection*, std::unique_ptr<Connection>> connections_;
   uint64_t bytes_echoed_ = 0;
-  uint64_t dropped_for_fd_limit_ = 0;
+  uint64_t dropped_idle_ = 0;
   size_t peak_buffered_ = 0;
 };
 

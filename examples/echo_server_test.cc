@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "net/testing/net_test_loop.h"
 
 namespace ioloop::examples {
 namespace {
@@ -176,12 +177,40 @@ TEST_F(EchoServerTest, PeerResetMidStreamDoesNotHurtOthers) {
   close(fd);
 }
 
+// Slowloris: a client that connects and sends nothing is dropped after the idle
+// timeout; an active one is not. On the fake clock: zero real time.
+TEST(EchoServerIdleTest, IdleClientsAreDroppedActiveOnesAreNot) {
+  net_testing::NetTestLoop t("fake");
+  EchoServerOptions options;
+  options.idle_timeout = absl::Seconds(60);
+  auto server = EchoServer::Listen(t.loop(), options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int idle = net_testing::ConnectTo((*server)->port());
+  const int active = net_testing::ConnectTo((*server)->port());
+  ASSERT_TRUE(t.RunUntil([&] { return (*server)->open_connections() == 2; }));
+  for (int i = 0; i < 5; ++i) {
+    t.RunFor(absl::Seconds(20));
+    ASSERT_TRUE(net_testing::WriteAll(active, "ping"));
+    std::string got;
+    ASSERT_TRUE(t.RunUntil([&] {
+      got += net_testing::ReadAvailable(active);
+      return got == "ping";
+    }));
+  }
+  EXPECT_EQ((*server)->open_connections(), 1u);
+  EXPECT_EQ((*server)->dropped_idle(), 1u);
+  char c;
+  EXPECT_EQ(read(idle, &c, 1), 0) << "the idle client was closed";
+  close(idle);
+  close(active);
+}
+
 TEST(EchoServerListenTest, BadAddressIsAClearError) {
   IOLoop loop;
   EchoServerOptions options;
   options.host = "not-an-address";
   auto server = EchoServer::Listen(&loop, options);
-  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(server.status().message().find("not-an-address"), absl::string_view::npos);
 }
 

@@ -1,0 +1,123 @@
+// W5 on the stream layer: the echo server written on TCPServer + IOStream, the way a
+// user would, for comparison with the raw-fd echo (workloads.h, EchoServerWorkload) on
+// the same loop and on the raw epoll loop. Same client, same 64-byte ping-pong.
+//
+// Two styles:
+//   kStreaming: ReadBytes(64 KiB, on_chunk, done) with on_chunk writing each chunk
+//     straight back (a view into the stream's buffer: no copy when the kernel takes
+//     it all), the next read started from `done`;
+//   kStrings:   ReadBytes(64 KiB, cb, partial) returning a std::string, Write(data, cb)
+//     and the next read once the write is flushed (Tornado's
+//     `data = await read_bytes(n, partial=True); await write(data)`).
+
+#ifndef IOLOOP_BENCH_IOSTREAM_ECHO_H_
+#define IOLOOP_BENCH_IOSTREAM_ECHO_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/workloads.h"
+#include "ioloop/io_loop.h"
+#include "net/iostream.h"
+#include "net/tcp_server.h"
+
+namespace ioloop::bench {
+
+class IOStreamEchoServer {
+ public:
+  enum class Style { kStreaming, kStrings };
+  static constexpr size_t kChunk = 64 * 1024;
+
+  explicit IOStreamEchoServer(Style style)
+      : style_(style), server_(&loop_, [this](std::unique_ptr<IOStream> s, const SocketAddress&) {
+          Accept(std::move(s));
+        }) {
+    if (!server_.Listen(0).ok()) Fail("W5 iostream listen");
+  }
+  ~IOStreamEchoServer() {
+    server_.Stop();
+    streams_.clear();
+  }
+
+  int port() const { return server_.Port(); }
+  uint64_t messages() const { return echoed_ / 64; }
+  uint64_t bytes_echoed() const { return echoed_; }
+  // Bytes the server's streams copied in user space, for bytes-copied-per-byte-echoed.
+  uint64_t bytes_copied() const { return copied_ + LiveCopied(); }
+
+  void ServeUntilAllClosed(int connections) {
+    expected_ = connections;
+    loop_.Start();
+  }
+
+ private:
+  uint64_t LiveCopied() const {
+    uint64_t n = 0;
+    for (const auto& s : streams_) n += s->stats().bytes_copied;
+    return n;
+  }
+
+  void Accept(std::unique_ptr<IOStream> s) {
+    IOStream* stream = s.get();
+    streams_.push_back(std::move(s));
+    ++accepted_;
+    stream->SetNoDelay(true).IgnoreError();
+    stream->SetCloseCallback([this, stream] {
+      copied_ += stream->stats().bytes_copied;
+      for (auto& owned : streams_) {
+        if (owned.get() == stream) {
+          owned = std::move(streams_.back());
+          streams_.pop_back();
+          break;
+        }
+      }
+      if (++closed_ == expected_ && accepted_ == expected_) loop_.Stop();
+    });
+    Read(stream);
+  }
+
+  void Read(IOStream* stream) {
+    if (style_ == Style::kStreaming) {
+      stream->ReadBytes(
+          kChunk,
+          [this, stream](absl::string_view chunk) {
+            if (stream->Write(chunk).ok()) echoed_ += chunk.size();
+          },
+          [this, stream](absl::Status s) {
+            if (s.ok()) Read(stream);
+          });
+    } else {
+      stream->ReadBytes(
+          kChunk,
+          [this, stream](absl::StatusOr<std::string> data) {
+            if (!data.ok()) return;
+            const size_t n = data->size();
+            stream
+                ->Write(*data,
+                        [this, stream, n](absl::Status s) {
+                          if (!s.ok()) return;
+                          echoed_ += n;
+                          Read(stream);
+                        })
+                .IgnoreError();
+          },
+          /*partial=*/true);
+    }
+  }
+
+  const Style style_;
+  IOLoop loop_;
+  TCPServer server_;
+  std::vector<std::unique_ptr<IOStream>> streams_;
+  int expected_ = 0;
+  int accepted_ = 0;
+  int closed_ = 0;
+  uint64_t echoed_ = 0;
+  uint64_t copied_ = 0;
+};
+
+}  // namespace ioloop::bench
+
+#endif  // IOLOOP_BENCH_IOSTREAM_ECHO_H_

@@ -1,0 +1,147 @@
+#include "net/internal/read_buffer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/eintr.h"
+
+namespace ioloop::stream_internal {
+namespace {
+
+// The per-thread landing area for reads. At most one buffer borrows it at a time
+// (`in_use`); a buffer that finds it taken reads into its own storage instead.
+struct Scratch {
+  std::unique_ptr<char[]> data;
+  size_t size = 0;
+  bool in_use = false;
+};
+thread_local Scratch t_scratch;
+
+// Owned storage below this is never shrunk; above it, it is shrunk once four times
+// larger than its contents.
+constexpr size_t kMinShrinkCapacity = 4096;
+
+}  // namespace
+
+ReadBuffer::~ReadBuffer() { ReleaseScratch(); }
+
+void ReadBuffer::ReleaseScratch() {
+  if (borrowed_) {
+    t_scratch.in_use = false;
+    borrowed_ = false;
+    data_ = owned_.get();
+    begin_ = end_ = 0;
+  }
+}
+
+ssize_t ReadBuffer::Read(int fd, size_t want) {
+  if (borrowed_) Adopt();
+  Scratch& scratch = t_scratch;
+  if (scratch.in_use) {
+    // Another buffer borrowed the scratch (only with loops nested on one thread): read
+    // straight into owned storage.
+    Reserve(want);
+    const ssize_t n = RetryOnEintr([&] { return read(fd, data_ + end_, want); });
+    if (n > 0) end_ += static_cast<size_t>(n);
+    return n;
+  }
+  if (scratch.size < want) {
+    scratch.data.reset(new char[want]);
+    scratch.size = want;
+  }
+  const ssize_t n = RetryOnEintr([&] { return read(fd, scratch.data.get(), want); });
+  if (n <= 0) return n;
+  if (empty()) {
+    // Borrow: the common case costs no copy.
+    data_ = scratch.data.get();
+    begin_ = 0;
+    end_ = static_cast<size_t>(n);
+    borrowed_ = true;
+    scratch.in_use = true;
+  } else {
+    Append(absl::string_view(scratch.data.get(), static_cast<size_t>(n)));
+  }
+  return n;
+}
+
+void ReadBuffer::Consume(size_t n) { begin_ += std::min(n, size()); }
+
+void ReadBuffer::Append(absl::string_view data) {
+  if (data.empty()) return;
+  if (borrowed_) Adopt();
+  Reserve(data.size());
+  std::memcpy(data_ + end_, data.data(), data.size());
+  end_ += data.size();
+  copied_ += data.size();
+}
+
+void ReadBuffer::Reserve(size_t extra) {
+  const size_t used = size();
+  if (owned_capacity_ - end_ >= extra) return;
+  if (owned_ != nullptr && used + extra <= owned_capacity_ && begin_ >= used) {
+    // Room at the front: slide the bytes down (cheap: they are fewer than the gap).
+    std::memmove(owned_.get(), owned_.get() + begin_, used);
+    copied_ += used;
+    begin_ = 0;
+    end_ = used;
+    data_ = owned_.get();
+    return;
+  }
+  const size_t capacity = std::max({owned_capacity_ * 2, used + extra, size_t{64}});
+  std::unique_ptr<char[]> grown(new char[capacity]);
+  if (used > 0) std::memcpy(grown.get(), data_ + begin_, used);
+  copied_ += used;
+  owned_ = std::move(grown);
+  owned_capacity_ = capacity;
+  data_ = owned_.get();
+  begin_ = 0;
+  end_ = used;
+}
+
+void ReadBuffer::Adopt() {
+  const absl::string_view bytes = View();
+  std::unique_ptr<char[]> owned(new char[std::max(bytes.size(), size_t{64})]);
+  std::memcpy(owned.get(), bytes.data(), bytes.size());
+  copied_ += bytes.size();
+  t_scratch.in_use = false;
+  borrowed_ = false;
+  owned_ = std::move(owned);
+  owned_capacity_ = std::max(bytes.size(), size_t{64});
+  data_ = owned_.get();
+  begin_ = 0;
+  end_ = bytes.size();
+}
+
+void ReadBuffer::SettleSlow() {
+  if (borrowed_) {
+    if (empty()) {
+      ReleaseScratch();
+    } else {
+      Adopt();
+      return;  // Adopt() sized the storage to the data.
+    }
+  }
+  if (empty()) {
+    owned_.reset();
+    owned_capacity_ = 0;
+    data_ = nullptr;
+    begin_ = end_ = 0;
+    return;
+  }
+  if (owned_capacity_ > kMinShrinkCapacity && owned_capacity_ > 4 * size()) {
+    const size_t used = size();
+    const size_t capacity = std::max(used * 2, size_t{64});
+    std::unique_ptr<char[]> shrunk(new char[capacity]);
+    std::memcpy(shrunk.get(), data_ + begin_, used);
+    copied_ += used;
+    owned_ = std::move(shrunk);
+    owned_capacity_ = capacity;
+    data_ = owned_.get();
+    begin_ = 0;
+    end_ = used;
+  }
+}
+
+}  // namespace ioloop::stream_internal
