@@ -63,7 +63,10 @@ TEST_F(EmbeddingTest, RunOnceDrivesHandlers) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   int calls = 0;
-  ASSERT_TRUE(loop().AddHandler(fds[0], [&](int, EventMask) { ++calls; }, kRead).ok());
+  ASSERT_TRUE(loop()
+                  .AddHandler(
+                      fds[0], [&](int, EventMask) { ++calls; }, kRead)
+                  .ok());
   fake_.poller().Inject(fds[0], kRead);
   EXPECT_TRUE(loop().RunOnce(absl::ZeroDuration()));
   EXPECT_EQ(calls, 1);
@@ -80,7 +83,8 @@ TEST_F(EmbeddingTest, RunOnceReturnsFalseOnceStoppedAndFinishesLikeStart) {
                       fds[0],
                       [&](int, EventMask) {
                         loop().Stop();
-                        loop().AddCallback([&] { ran.push_back("queued by the stopping handler"); });
+                        loop().AddCallback(
+                            [&] { ran.push_back("queued by the stopping handler"); });
                       },
                       kRead)
                   .ok());
@@ -110,7 +114,10 @@ TEST_F(EmbeddingTest, RunOnceOnAClosedLoopReturnsFalse) {
 TEST_F(EmbeddingTest, MetricsCountWhatTheLoopDid) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  ASSERT_TRUE(loop().AddHandler(fds[0], [](int, EventMask) {}, kRead).ok());
+  ASSERT_TRUE(loop()
+                  .AddHandler(
+                      fds[0], [](int, EventMask) {}, kRead)
+                  .ok());
   for (int i = 0; i < 3; ++i) loop().AddCallback([] {});
   loop().AddTimeout(absl::Seconds(1), [] {});
   loop().AddTimeout(absl::Seconds(2), [] {});
@@ -138,26 +145,27 @@ TEST_F(EmbeddingTest, DelayCountsFromTheCachedTimeUnlessUpdated) {
   absl::Time handler_started;
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  ASSERT_TRUE(loop()
-                  .AddHandler(
-                      fds[0],
-                      [&](int, EventMask) {
-                        handler_started = fake_.clock().Now();
-                        // The first delay after the poll reads the clock...
-                        loop().AddTimeout(absl::Seconds(10), [&] { first_fired = fake_.clock().Now(); });
-                        // ...a slow handler: 5 s pass while it runs...
-                        fake_.clock().Advance(absl::Seconds(5));
-                        // ...later delays in the same batch count from that reading...
-                        loop().AddTimeout(absl::Seconds(10), [&] { cached_fired = fake_.clock().Now(); });
-                        // ...unless the handler refreshes it.
-                        loop().UpdateTime();
-                        loop().AddTimeout(absl::Seconds(10), [&] {
-                          updated_fired = fake_.clock().Now();
-                          loop().Stop();
-                        });
-                      },
-                      kRead)
-                  .ok());
+  ASSERT_TRUE(
+      loop()
+          .AddHandler(
+              fds[0],
+              [&](int, EventMask) {
+                handler_started = fake_.clock().Now();
+                // The first delay after the poll reads the clock...
+                loop().AddTimeout(absl::Seconds(10), [&] { first_fired = fake_.clock().Now(); });
+                // ...a slow handler: 5 s pass while it runs...
+                fake_.clock().Advance(absl::Seconds(5));
+                // ...later delays in the same batch count from that reading...
+                loop().AddTimeout(absl::Seconds(10), [&] { cached_fired = fake_.clock().Now(); });
+                // ...unless the handler refreshes it.
+                loop().UpdateTime();
+                loop().AddTimeout(absl::Seconds(10), [&] {
+                  updated_fired = fake_.clock().Now();
+                  loop().Stop();
+                });
+              },
+              kRead)
+          .ok());
   fake_.poller().Inject(fds[0], kRead);
   loop().AddTimeout(absl::Hours(1), [] {});
   loop().Start();
