@@ -174,7 +174,7 @@ bool IOLoop::IsInLoopThread() const {
   return owner_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
 }
 
-void IOLoop::CheckLoopThread(const char* method) const {
+void IOLoop::CheckLoopThreadSlow(const char* method) const {
   IOLOOP_DCHECK(!running_.load(std::memory_order_relaxed) || IsInLoopThread(),
                 absl::StrCat("IOLoop::", method,
                              " called from a thread other than the loop thread while the "
@@ -219,6 +219,10 @@ void IOLoop::EraseSlot(int fd) {
 }
 
 absl::Status IOLoop::AddHandler(int fd, Handler handler, EventMask events) {
+  return AddHandlerEntry(fd, HandlerFunction(std::move(handler)), events);
+}
+
+absl::Status IOLoop::AddHandlerEntry(int fd, HandlerFunction&& handler, EventMask events) {
   CheckLoopThread("AddHandler");
   if (closed_) {
     return absl::FailedPreconditionError(
@@ -268,6 +272,10 @@ absl::Status IOLoop::RemoveHandler(int fd) {
 
 void IOLoop::AddCallback(Callback callback) {
   if (StackContext::Active()) callback = Wrap(std::move(callback));
+  Post(QueuedCallback(std::move(callback)));
+}
+
+void IOLoop::Post(QueuedCallback&& callback) {
   bool wake;
   {
     MutexLock lock(callbacks_mu_);
@@ -304,7 +312,7 @@ void IOLoop::RunCallbacks() {
     polling_ = false;
     wake_pending_ = false;
   }
-  for (Callback& callback : running_callbacks_) {
+  for (QueuedCallback& callback : running_callbacks_) {
     RunGuarded(StackContext(), callback, /*from_handler=*/false);
     callback = nullptr;  // Destroyed right after it ran, before the next one runs.
     Bump(callbacks_run_);
@@ -329,8 +337,7 @@ void IOLoop::RunCallbacks() {
 
 // --- Timeouts -----------------------------------------------------------------------
 
-int64_t IOLoop::CachedNowNanos() {
-  if (now_valid_) return now_ns_;
+int64_t IOLoop::ReadNowNanos() {
   now_ns_ = clock_->NowNanos();
   // Outside an iteration nothing would refresh it: read the clock every time then.
   now_valid_ = running_.load(std::memory_order_relaxed);
@@ -350,6 +357,10 @@ TimeoutHandle IOLoop::AddTimeout(absl::Time deadline, Callback callback) {
 
 TimeoutHandle IOLoop::AddTimeout(absl::Duration delay, Callback callback) {
   CheckLoopThread("AddTimeout");
+  return AddTimeoutNanos(DeadlineAfter(delay), std::move(callback));
+}
+
+int64_t IOLoop::DeadlineAfterSlow(absl::Duration delay) {
   const int64_t delta = SaturatingNanos(delay);
   // A delay beyond the int64 range (infinities included) is "never" or "at once",
   // wherever the clock stands (a fake clock may read before the epoch).
@@ -361,17 +372,12 @@ TimeoutHandle IOLoop::AddTimeout(absl::Duration delay, Callback callback) {
   } else {
     deadline = SaturatingAdd(CachedNowNanos(), delta);
   }
-  return AddTimeoutNanos(deadline, std::move(callback));
+  return deadline;
 }
 
 TimeoutHandle IOLoop::AddTimeoutNanos(int64_t deadline_ns, Callback&& callback) {
   if (StackContext::Active()) return timers_.AddNanos(deadline_ns, Wrap(std::move(callback)));
   return timers_.AddNanos(deadline_ns, std::move(callback));
-}
-
-void IOLoop::RemoveTimeout(TimeoutHandle handle) {
-  CheckLoopThread("RemoveTimeout");
-  timers_.Cancel(handle);
 }
 
 void IOLoop::RunDueTimeouts() {
@@ -575,12 +581,12 @@ absl::Status IOLoop::Teardown(bool close_fds) {
       destroyed_any = true;
       timers_.Clear();
     }
-    std::vector<Callback> callbacks;
+    std::vector<QueuedCallback> callbacks;
     {
       MutexLock lock(callbacks_mu_);
       callbacks.swap(callbacks_);
     }
-    for (Callback& callback : callbacks) {
+    for (QueuedCallback& callback : callbacks) {
       destroyed_any = true;
       callback = nullptr;
     }

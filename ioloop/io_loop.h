@@ -66,13 +66,17 @@
 #define IOLOOP_IOLOOP_IO_LOOP_H_
 
 #include <atomic>
+#include <concepts>
 #include <cstdint>
 #include <exception>
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
@@ -82,7 +86,9 @@
 #include "absl/time/time.h"
 #include "backends/events.h"
 #include "backends/poller.h"
+#include "base/inline_function.h"
 #include "base/mutex.h"
+#include "base/recycling_allocator.h"
 #include "ioloop/stack_context.h"
 #include "timers/clock.h"
 #include "timers/timer_heap.h"
@@ -99,6 +105,19 @@ class SignalQueue;
 // Handler receives the fd and the events found ready on it.
 using Handler = absl::AnyInvocable<void(int fd, EventMask events)>;
 using Callback = absl::AnyInvocable<void()>;
+
+namespace ioloop_internal {
+// CallbackLike / HandlerLike: a callable the loop can store directly, without first
+// converting it to Callback or Handler (whose overloads take those types).
+template <typename F>
+concept CallbackLike =
+    !std::same_as<std::decay_t<F>, Callback> && !std::same_as<std::decay_t<F>, std::nullptr_t> &&
+    std::move_constructible<std::decay_t<F>> && std::invocable<std::decay_t<F>&>;
+template <typename F>
+concept HandlerLike =
+    !std::same_as<std::decay_t<F>, Handler> && !std::same_as<std::decay_t<F>, std::nullptr_t> &&
+    std::move_constructible<std::decay_t<F>> && std::invocable<std::decay_t<F>&, int, EventMask>;
+}  // namespace ioloop_internal
 
 // TimeoutHandle names a timeout for RemoveTimeout(). Default-constructed: none.
 using TimeoutHandle = TimerHeap::Handle;
@@ -181,6 +200,12 @@ class IOLoop {
   // FailedPrecondition after Close(). The handler carries the stack context active
   // now. Loop thread.
   absl::Status AddHandler(int fd, Handler handler, EventMask events);
+  // AddHandler() for any callable: the same, storing it without converting it to a
+  // Handler first (no allocation for callables of up to kInlineCallableSize bytes).
+  template <ioloop_internal::HandlerLike F>
+  absl::Status AddHandler(int fd, F&& handler, EventMask events) {
+    return AddHandlerEntry(fd, HandlerFunction(std::forward<F>(handler)), events);
+  }
 
   // UpdateHandler() changes the events `fd` is watched for. NotFound without a
   // handler. Loop thread.
@@ -199,6 +224,16 @@ class IOLoop {
   // Thread-safe. Wakes the loop only when it is asleep in poll (or about to be) and no
   // wake-up is already on its way: a post to a busy loop costs no system call.
   void AddCallback(Callback callback);
+  // AddCallback() for any callable: the same, storing it without converting it to a
+  // Callback first (no allocation for callables of up to kInlineCallableSize bytes).
+  template <ioloop_internal::CallbackLike F>
+  void AddCallback(F&& callback) {
+    if (ABSL_PREDICT_FALSE(StackContext::Active())) {
+      AddCallback(Callback(std::forward<F>(callback)));
+      return;
+    }
+    Post(QueuedCallback(std::forward<F>(callback)));
+  }
 
   // AddCallbackFromSignal() is AddCallback() for signal handlers: async-signal-safe,
   // never blocks, locks or allocates, given a callback that fits AnyInvocable's inline
@@ -213,11 +248,31 @@ class IOLoop {
   // InfinitePast() is already due. Loop thread.
   TimeoutHandle AddTimeout(absl::Time deadline, Callback callback);
   TimeoutHandle AddTimeout(absl::Duration delay, Callback callback);
+  // AddTimeout() for any callable: the same, storing it without converting it to a
+  // Callback first (no allocation for callables of up to TimerHeap::kInlineCallbackSize
+  // bytes; larger ones take a recycled block).
+  template <ioloop_internal::CallbackLike F>
+  TimeoutHandle AddTimeout(absl::Time deadline, F&& callback) {
+    CheckLoopThread("AddTimeout");
+    return EmplaceTimeout(absl::ToUnixNanos(deadline), std::forward<F>(callback));
+  }
+  template <ioloop_internal::CallbackLike F>
+  TimeoutHandle AddTimeout(absl::Duration delay, F&& callback) {
+    CheckLoopThread("AddTimeout");
+    return EmplaceTimeout(DeadlineAfter(delay), std::forward<F>(callback));
+  }
+
+  // kInlineCallableSize: callbacks and handlers up to this size are stored inside the
+  // loop's own records (AddTimeout: TimerHeap::kInlineCallbackSize).
+  static constexpr size_t kInlineCallableSize = 48;
 
   // RemoveTimeout() cancels a timeout and destroys its callback at once; a no-op for a
   // timeout that fired or was removed, a null handle, or a handle of another loop.
   // Loop thread.
-  void RemoveTimeout(TimeoutHandle handle);
+  void RemoveTimeout(TimeoutHandle handle) {
+    CheckLoopThread("RemoveTimeout");
+    timers_.Cancel(handle);
+  }
 
   // Time() reads the loop's clock now.
   absl::Time Time() const { return clock_->Now(); }
@@ -291,9 +346,15 @@ class IOLoop {
   void Log(absl::string_view message);
 
  private:
+  using QueuedCallback = base::InlineFunction<void(), kInlineCallableSize>;
+  using HandlerFunction = base::InlineFunction<void(int, EventMask), kInlineCallableSize>;
   struct HandlerEntry {
-    Handler handler;
+    HandlerFunction handler;
     StackContext context;
+    static void* operator new(size_t size) { return base::RecyclingAllocator::Allocate(size); }
+    static void operator delete(void* p, size_t size) {
+      base::RecyclingAllocator::Deallocate(p, size);
+    }
   };
   // One fd's registration: the handler and the registration's number, which orders
   // it against collected events (an event collected before a registration was made is
@@ -311,11 +372,42 @@ class IOLoop {
   IOLoop(Options options, Unchecked);
   absl::Status Init();
   // CheckLoopThread() is the debug check of loop-thread-only calls.
-  void CheckLoopThread(const char* method) const;
+  void CheckLoopThread(const char* method) const {
+#ifndef NDEBUG
+    CheckLoopThreadSlow(method);
+#else
+    (void)method;
+#endif
+  }
+  void CheckLoopThreadSlow(const char* method) const;
+  absl::Status AddHandlerEntry(int fd, HandlerFunction&& handler, EventMask events);
+  void Post(QueuedCallback&& callback);
+  // DeadlineAfter() is the deadline `delay` after the cached time, saturating.
+  int64_t DeadlineAfter(absl::Duration delay) {
+    int64_t deadline;
+    if (ABSL_PREDICT_TRUE(delay >= absl::ZeroDuration() && delay < absl::Hours(1000000) &&
+                          !__builtin_add_overflow(CachedNowNanos(), absl::ToInt64Nanoseconds(delay),
+                                                  &deadline))) {
+      return deadline;
+    }
+    return DeadlineAfterSlow(delay);
+  }
+  int64_t DeadlineAfterSlow(absl::Duration delay);
+  template <typename F>
+  TimeoutHandle EmplaceTimeout(int64_t deadline_ns, F&& callback) {
+    if (ABSL_PREDICT_FALSE(StackContext::Active())) {
+      return AddTimeoutNanos(deadline_ns, Callback(std::forward<F>(callback)));
+    }
+    return timers_.Emplace(deadline_ns, std::forward<F>(callback));
+  }
   FdSlot* FindSlot(int fd);
   FdSlot& SlotFor(int fd);
   void EraseSlot(int fd);
-  int64_t CachedNowNanos();
+  int64_t CachedNowNanos() {
+    if (ABSL_PREDICT_TRUE(now_valid_)) return now_ns_;
+    return ReadNowNanos();
+  }
+  int64_t ReadNowNanos();
   TimeoutHandle AddTimeoutNanos(int64_t deadline_ns, Callback&& callback);
   void RunCallbacks();
   void RunDueTimeouts();
@@ -345,7 +437,7 @@ class IOLoop {
   absl::flat_hash_map<int, FdSlot> sparse_fds_;  // fds at or above it.
   size_t handler_count_ = 0;
   std::vector<PollEvent> ready_;
-  std::vector<Callback> running_callbacks_;
+  std::vector<QueuedCallback> running_callbacks_;
   HandlerEntry* dispatching_ = nullptr;
   std::unique_ptr<HandlerEntry> retired_;  // The running handler, if it removed itself.
   uint64_t next_registration_ = 1;
@@ -357,7 +449,7 @@ class IOLoop {
 
   // Shared with other threads.
   Mutex callbacks_mu_;
-  std::vector<Callback> callbacks_ ABSL_GUARDED_BY(callbacks_mu_);
+  std::vector<QueuedCallback> callbacks_ ABSL_GUARDED_BY(callbacks_mu_);
   // polling_: the loop looked at callbacks_ and found nothing, and will sleep (or is
   // asleep) in poll until woken; cleared when it next drains callbacks_.
   bool polling_ ABSL_GUARDED_BY(callbacks_mu_) = false;

@@ -237,5 +237,58 @@ TEST(TimerHeapTest, MatchesReferenceModelUnderRandomOperations) {
   }
 }
 
+TEST(TimerHeapTest, RenumberingKeepsDeadlineAndInsertionOrder) {
+  TimerHeap heap;
+  std::vector<int> fired;
+  for (int i = 0; i < 300; ++i) heap.Add(At(i % 5), [&fired, i] { fired.push_back(i); });
+  heap.RenumberForTesting();
+  for (int i = 300; i < 400; ++i) heap.Add(At(i % 5), [&fired, i] { fired.push_back(i); });
+  RunDue(heap, At(10));
+  std::vector<int> expected;
+  for (int d = 0; d < 5; ++d) {
+    for (int i = d; i < 400; i += 5) expected.push_back(i);
+  }
+  EXPECT_EQ(fired, expected);
+}
+
+TEST(TimerHeapTest, HandlesToReleasedStorageNeverMatchNewEntries) {
+  TimerHeap heap;
+  std::vector<TimerHeap::Handle> old;
+  for (int i = 0; i < 200; ++i) old.push_back(heap.Add(At(1), [] {}));
+  EXPECT_EQ(RunDue(heap, At(1)), 200);  // Empties: storage released.
+  int ran = 0;
+  for (int i = 0; i < 200; ++i) heap.Add(At(2), [&ran] { ++ran; });
+  for (const TimerHeap::Handle& h : old) EXPECT_FALSE(heap.Cancel(h));
+  EXPECT_EQ(RunDue(heap, At(2)), 200);
+  EXPECT_EQ(ran, 200);
+}
+
+TEST(TimerHeapTest, ReusedSlotDoesNotMatchTheOldHandle) {
+  TimerHeap heap;
+  heap.Add(At(100), [] {});  // Keeps the heap from emptying.
+  TimerHeap::Handle first = heap.Add(At(5), [] {});
+  ASSERT_TRUE(heap.Cancel(first));
+  bool ran = false;
+  TimerHeap::Handle second = heap.Add(At(5), [&ran] { ran = true; });  // Same slot.
+  EXPECT_FALSE(first == second);
+  EXPECT_FALSE(heap.Cancel(first));
+  EXPECT_EQ(RunDue(heap, At(5)), 1);
+  EXPECT_TRUE(ran);
+}
+
+TEST(TimerHeapTest, EmplaceStoresAnyCallable) {
+  TimerHeap heap;
+  int sum = 0;
+  struct Big {
+    int* sum;
+    int64_t pad[6];
+    void operator()() const { *sum += static_cast<int>(pad[5]); }
+  };
+  heap.Emplace(absl::ToUnixNanos(At(1)), [&sum] { sum += 1; });
+  heap.Emplace(absl::ToUnixNanos(At(1)), Big{&sum, {0, 0, 0, 0, 0, 10}});
+  EXPECT_EQ(RunDue(heap, At(1)), 2);
+  EXPECT_EQ(sum, 11);
+}
+
 }  // namespace
 }  // namespace ioloop
