@@ -82,8 +82,26 @@ class InlineFunction<R(Args...), N> {
   ~InlineFunction() { Destroy(); }
 
   // reset() destroys the callable, leaving this empty before the destructor runs.
-  void reset() noexcept {
-    InlineFunction old(std::move(*this));
+  void reset() noexcept { InlineFunction old(std::move(*this)); }
+
+  // emplace() constructs a callable in place in an empty InlineFunction (a debug check),
+  // saving the move of constructing one and assigning it. If the callable's
+  // constructor throws, this stays empty.
+  template <typename F, typename D = std::decay_t<F>>
+  void emplace(F&& f) {
+    IOLOOP_DCHECK(ops_ == nullptr, "InlineFunction::emplace: not empty");
+    Construct<D>(std::forward<F>(f));
+  }
+
+  // ResetIfTrivial() empties this and returns true when the callable needs no
+  // destructor (nothing user-defined runs); otherwise returns false and leaves it be,
+  // for a caller that must choose when the destructor runs.
+  bool ResetIfTrivial() noexcept {
+    if (ops_ == nullptr || ops_->destroy == nullptr) {
+      ops_ = nullptr;
+      return true;
+    }
+    return false;
   }
 
   explicit operator bool() const noexcept { return ops_ != nullptr; }
@@ -114,7 +132,7 @@ class InlineFunction<R(Args...), N> {
 
   template <typename F>
   static constexpr bool kTrivial =
-      std::is_trivially_copyable_v<F> && std::is_trivially_destructible_v<F>;
+      std::is_trivially_copyable_v<F>&& std::is_trivially_destructible_v<F>;
 
   template <typename F>
   static constexpr Ops kInlineOps = {

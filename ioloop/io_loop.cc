@@ -195,8 +195,7 @@ LoopMetrics IOLoop::Metrics() const {
 
 // --- Handlers ---------------------------------------------------------------------
 
-IOLoop::FdSlot* IOLoop::FindSlot(int fd) {
-  if (static_cast<unsigned>(fd) < fds_.size()) return &fds_[fd];
+IOLoop::FdSlot* IOLoop::FindSparseSlot(int fd) {
   if (ABSL_PREDICT_TRUE(sparse_fds_.empty())) return nullptr;
   auto it = sparse_fds_.find(fd);
   return it == sparse_fds_.end() ? nullptr : &it->second;
@@ -275,17 +274,6 @@ void IOLoop::AddCallback(Callback callback) {
   Post(QueuedCallback(std::move(callback)));
 }
 
-void IOLoop::Post(QueuedCallback&& callback) {
-  bool wake;
-  {
-    MutexLock lock(callbacks_mu_);
-    callbacks_.push_back(std::move(callback));
-    wake = polling_ && !wake_pending_;
-    wake_pending_ = wake_pending_ || wake;
-  }
-  if (wake) Wake();
-}
-
 void IOLoop::Wake() {
   wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
   if (waker_) waker_->Wake().IgnoreError();  // Fails only if its fd was closed under us.
@@ -312,11 +300,14 @@ void IOLoop::RunCallbacks() {
     polling_ = false;
     wake_pending_ = false;
   }
+  const StackContext none;
   for (QueuedCallback& callback : running_callbacks_) {
-    RunGuarded(StackContext(), callback, /*from_handler=*/false);
-    callback = nullptr;  // Destroyed right after it ran, before the next one runs.
-    Bump(callbacks_run_);
+    RunGuarded(none, callback, /*from_handler=*/false);
+    // Destroyed right after it ran, before the next one runs.
+    if (!callback.ResetIfTrivial()) callback = nullptr;
   }
+  callbacks_run_.store(callbacks_run_.load(std::memory_order_relaxed) + running_callbacks_.size(),
+                       std::memory_order_relaxed);
   running_callbacks_.clear();
 
   if (signal_wake_pending_.exchange(false, std::memory_order_acq_rel)) {
@@ -362,6 +353,11 @@ TimeoutHandle IOLoop::AddTimeout(absl::Duration delay, Callback callback) {
 
 int64_t IOLoop::DeadlineAfterSlow(absl::Duration delay) {
   const int64_t delta = SaturatingNanos(delay);
+  if (delta != std::numeric_limits<int64_t>::max() &&
+      delta != std::numeric_limits<int64_t>::min()) {
+    last_delay_ = delay;  // Exactly representable: remember it for DeadlineAfter().
+    last_delay_ns_ = delta;
+  }
   // A delay beyond the int64 range (infinities included) is "never" or "at once",
   // wherever the clock stands (a fake clock may read before the epoch).
   int64_t deadline;
@@ -482,6 +478,7 @@ void IOLoop::PollAndDispatch(absl::Duration max_wait) {
 }
 
 void IOLoop::Dispatch(uint64_t registrations_before_poll) {
+  uint64_t dispatched = 0;
   for (const PollEvent& event : ready_) {
     if (event.fd == waker_fd_) {
       waker_->Consume();
@@ -500,9 +497,11 @@ void IOLoop::Dispatch(uint64_t registrations_before_poll) {
         entry->context, [entry, &event] { entry->handler(event.fd, event.events); },
         /*from_handler=*/true);
     dispatching_ = nullptr;
-    Bump(events_dispatched_);
+    ++dispatched;
     if (ABSL_PREDICT_FALSE(retired_ != nullptr)) retired_.reset();
   }
+  events_dispatched_.store(events_dispatched_.load(std::memory_order_relaxed) + dispatched,
+                           std::memory_order_relaxed);
 }
 
 template <typename F>

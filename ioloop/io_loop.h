@@ -76,6 +76,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -229,10 +230,10 @@ class IOLoop {
   template <ioloop_internal::CallbackLike F>
   void AddCallback(F&& callback) {
     if (ABSL_PREDICT_FALSE(StackContext::Active())) {
-      AddCallback(Callback(std::forward<F>(callback)));
+      AddCallbackInContext(std::forward<F>(callback));
       return;
     }
-    Post(QueuedCallback(std::forward<F>(callback)));
+    Post(std::forward<F>(callback));
   }
 
   // AddCallbackFromSignal() is AddCallback() for signal handlers: async-signal-safe,
@@ -381,13 +382,30 @@ class IOLoop {
   }
   void CheckLoopThreadSlow(const char* method) const;
   absl::Status AddHandlerEntry(int fd, HandlerFunction&& handler, EventMask events);
-  void Post(QueuedCallback&& callback);
-  // DeadlineAfter() is the deadline `delay` after the cached time, saturating.
+  // Post() queues a callable for the next iteration (constructed in place, under the
+  // lock) and wakes the loop if it sleeps in poll.
+  template <typename F>
+  void Post(F&& callback) {
+    bool wake;
+    {
+      MutexLock lock(callbacks_mu_);
+      callbacks_.emplace_back(std::forward<F>(callback));
+      wake = polling_ && !wake_pending_;
+      wake_pending_ = wake_pending_ || wake;
+    }
+    if (ABSL_PREDICT_FALSE(wake)) Wake();
+  }
+  template <typename F>
+  ABSL_ATTRIBUTE_NOINLINE void AddCallbackInContext(F&& callback) {
+    AddCallback(Callback(std::forward<F>(callback)));
+  }
+  // DeadlineAfter() is the deadline `delay` after the cached time, saturating. The
+  // last delay's conversion to nanoseconds is remembered: a server re-arms the same
+  // idle timeout over and over.
   int64_t DeadlineAfter(absl::Duration delay) {
     int64_t deadline;
-    if (ABSL_PREDICT_TRUE(delay >= absl::ZeroDuration() && delay < absl::Hours(1000000) &&
-                          !__builtin_add_overflow(CachedNowNanos(), absl::ToInt64Nanoseconds(delay),
-                                                  &deadline))) {
+    if (ABSL_PREDICT_TRUE(delay == last_delay_) &&
+        !__builtin_add_overflow(CachedNowNanos(), last_delay_ns_, &deadline)) {
       return deadline;
     }
     return DeadlineAfterSlow(delay);
@@ -396,11 +414,20 @@ class IOLoop {
   template <typename F>
   TimeoutHandle EmplaceTimeout(int64_t deadline_ns, F&& callback) {
     if (ABSL_PREDICT_FALSE(StackContext::Active())) {
-      return AddTimeoutNanos(deadline_ns, Callback(std::forward<F>(callback)));
+      return EmplaceTimeoutInContext(deadline_ns, std::forward<F>(callback));
     }
     return timers_.Emplace(deadline_ns, std::forward<F>(callback));
   }
-  FdSlot* FindSlot(int fd);
+  // Out of line, so that the common path keeps no Callback on its stack.
+  template <typename F>
+  ABSL_ATTRIBUTE_NOINLINE TimeoutHandle EmplaceTimeoutInContext(int64_t deadline_ns, F&& callback) {
+    return AddTimeoutNanos(deadline_ns, Callback(std::forward<F>(callback)));
+  }
+  FdSlot* FindSlot(int fd) {
+    if (ABSL_PREDICT_TRUE(static_cast<unsigned>(fd) < fds_.size())) return &fds_[fd];
+    return FindSparseSlot(fd);
+  }
+  FdSlot* FindSparseSlot(int fd);
   FdSlot& SlotFor(int fd);
   void EraseSlot(int fd);
   int64_t CachedNowNanos() {
@@ -441,8 +468,10 @@ class IOLoop {
   HandlerEntry* dispatching_ = nullptr;
   std::unique_ptr<HandlerEntry> retired_;  // The running handler, if it removed itself.
   uint64_t next_registration_ = 1;
-  int64_t now_ns_ = 0;      // The cached time AddTimeout(delay) counts from...
-  bool now_valid_ = false;  // ...when this says it was read in the current phase.
+  absl::Duration last_delay_;  // The last in-range delay given to AddTimeout()...
+  int64_t last_delay_ns_ = 0;  // ...in nanoseconds.
+  int64_t now_ns_ = 0;         // The cached time AddTimeout(delay) counts from...
+  bool now_valid_ = false;     // ...when this says it was read in the current phase.
   uint64_t poll_failures_ = 0;
   uint64_t overflows_logged_ = 0;
   bool closed_ = false;

@@ -10,14 +10,6 @@
 namespace ioloop {
 namespace {
 
-// Below this many slots an empty heap keeps its storage: releasing it would only make
-// the next Add() allocate again.
-constexpr size_t kRetainedSlots = 64;
-
-// A slot whose generation reaches this is retired instead of reused, so a handle can
-// never match a later use of its slot after the counter wraps.
-constexpr uint32_t kLastGeneration = 0xfffffffeu;
-
 int64_t ToKey(absl::Time deadline) {
   // Saturates: InfiniteFuture() sorts last, InfinitePast() first.
   return absl::ToUnixNanos(deadline);
@@ -54,30 +46,28 @@ uint32_t TimerHeap::GrowSlots() {
   return slot;
 }
 
-void TimerHeap::Unlink(uint32_t slot) {
-  const uint32_t position = slots_[slot].position;
-  if (ABSL_PREDICT_FALSE(position & kDeferred)) {
-    const uint32_t index = position & ~kDeferred;
-    deferred_[index] = deferred_.back();
-    slots_[deferred_[index].slot()].position = kDeferred | index;
-    deferred_.pop_back();
-  } else {
-    RemoveAt(position);
-  }
+bool TimerHeap::CancelWithDestructor(uint32_t slot) {
+  // Destroyed when this function returns, after the heap is consistent again: its
+  // destructor may call back in (even Cancel() of its own handle, then a no-op).
+  Callback cancelled = std::move(slots_[slot].callback);
+  Unlink(slot);
+  FreeSlot(slot);
+  return true;
 }
 
-void TimerHeap::FreeSlot(uint32_t slot) {
-  // The callback was moved out by the caller: nothing user-supplied is destroyed here.
-  Slot& s = slots_[slot];
-  ++s.generation;
-  --live_;
+void TimerHeap::UnlinkDeferred(uint32_t index) {
+  deferred_[index] = deferred_.back();
+  slots_[deferred_[index].slot()].position = kDeferred | index;
+  deferred_.pop_back();
+}
+
+void TimerHeap::FreeSlotSlow(uint32_t slot) {
   if (live_ == 0 && slots_.size() > kRetainedSlots) {
     ReleaseStorage();
     return;
   }
-  if (ABSL_PREDICT_FALSE(s.generation >= kLastGeneration)) return;  // Retired.
-  s.position = free_head_;
-  free_head_ = slot;
+  // Otherwise its generation is at the end of its range: retire the slot.
+  (void)slot;
 }
 
 void TimerHeap::ReleaseStorage() {

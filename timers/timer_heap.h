@@ -34,6 +34,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -91,12 +92,17 @@ class TimerHeap {
   // (no intermediate Callback to move).
   template <typename F>
   Handle Emplace(int64_t deadline_ns, F&& f) {
-    Callback callback(std::forward<F>(f));  // First: it may throw.
-    const uint32_t slot = AllocateSlot();
-    Slot& s = slots_[slot];
-    s.callback = std::move(callback);
-    Insert(Node{deadline_ns, NextOrder(slot)}, slot);
-    return Handle(slot, s.generation, id_);
+    if constexpr (!std::is_nothrow_constructible_v<std::decay_t<F>, F&&> ||
+                  !Callback::StoredInline<std::decay_t<F>>()) {
+      // Built first: constructing or allocating may throw.
+      return AddNanos(deadline_ns, Callback(std::forward<F>(f)));
+    } else {
+      const uint32_t slot = AllocateSlot();
+      Slot& s = slots_[slot];
+      s.callback.emplace(std::forward<F>(f));  // Free slots hold an empty callback.
+      Insert(Node{deadline_ns, NextOrder(slot)}, slot);
+      return Handle(slot, s.generation, id_);
+    }
   }
 
   // Cancel() removes the entry named by `handle` and destroys its callback (after the
@@ -109,12 +115,12 @@ class TimerHeap {
         slots_[handle.slot_].generation != handle.generation_) {
       return false;
     }
-    // Destroyed when this function returns, after the heap is consistent again: its
-    // destructor may call back in (even Cancel(handle) again, then a no-op).
-    Callback cancelled = std::move(slots_[handle.slot_].callback);
-    Unlink(handle.slot_);
-    FreeSlot(handle.slot_);
-    return true;
+    if (ABSL_PREDICT_TRUE(slots_[handle.slot_].callback.ResetIfTrivial())) {
+      Unlink(handle.slot_);  // No destructor to run: nothing can call back in.
+      FreeSlot(handle.slot_);
+      return true;
+    }
+    return CancelWithDestructor(handle.slot_);
   }
 
   // Clear() removes every entry and destroys the callbacks, one at a time, each with
@@ -164,6 +170,12 @@ class TimerHeap {
   // positions of deferred entries carry this bit and index deferred_, not heap_.
   static constexpr uint32_t kDeferred = 0x80000000u;
   static constexpr uint32_t kNoSlot = 0xffffffffu;
+  // Below this many slots an empty heap keeps its storage: releasing it would only
+  // make the next Add() allocate again.
+  static constexpr size_t kRetainedSlots = 64;
+  // A slot whose generation reaches this is retired instead of reused, so a handle
+  // can never match a later use of its slot after the counter wraps.
+  static constexpr uint32_t kLastGeneration = 0xfffffffeu;
 
   struct Node {  // One heap position: compared and moved without touching the slot.
     int64_t deadline_ns;
@@ -205,12 +217,41 @@ class TimerHeap {
       deferred_.push_back(node);
       return;
     }
+    const uint32_t index = static_cast<uint32_t>(heap_.size());
     heap_.push_back(node);
-    SiftUp(static_cast<uint32_t>(heap_.size() - 1), node);
+    if (index == 0 || !Before(node, heap_[(index - 1) / 2])) {
+      slots_[slot].position = index;  // Already in place (a later deadline than its parent).
+      return;
+    }
+    SiftUp(index, node);
   }
   uint32_t GrowSlots();
-  void Unlink(uint32_t slot);
-  void FreeSlot(uint32_t slot);
+  bool CancelWithDestructor(uint32_t slot);
+  void Unlink(uint32_t slot) {
+    const uint32_t position = slots_[slot].position;
+    if (ABSL_PREDICT_FALSE(position & kDeferred)) {
+      UnlinkDeferred(position & ~kDeferred);
+    } else if (position + 1 == heap_.size()) {
+      heap_.pop_back();  // The last node: nothing moves.
+    } else {
+      RemoveAt(position);
+    }
+  }
+  void UnlinkDeferred(uint32_t index);
+  void FreeSlot(uint32_t slot) {
+    // The callback was moved out by the caller: nothing user-supplied is destroyed here.
+    Slot& s = slots_[slot];
+    ++s.generation;
+    --live_;
+    if (ABSL_PREDICT_FALSE(live_ == 0 && slots_.size() > kRetainedSlots) ||
+        ABSL_PREDICT_FALSE(s.generation >= kLastGeneration)) {
+      FreeSlotSlow(slot);
+      return;
+    }
+    s.position = free_head_;
+    free_head_ = slot;
+  }
+  void FreeSlotSlow(uint32_t slot);
   void ReleaseStorage();
   void Renumber();
   void SiftUp(uint32_t index, Node node);
