@@ -184,7 +184,17 @@ class InlineFunction<R(Args...), N> {
     ops_ = other.ops_;
     if (ops_ == nullptr) return;
     if (ops_->relocate == nullptr) {
+      // Copies all N bytes, a fixed-size copy, though a smaller callable leaves some
+      // of them unset: copying indeterminate bytes as unsigned char is allowed, and
+      // GCC's warning about it is a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
       std::memcpy(storage_, other.storage_, N);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
     } else {
       ops_->relocate(storage_, other.storage_);
     }
