@@ -193,6 +193,21 @@ LoopMetrics IOLoop::Metrics() const {
   return m;
 }
 
+// RunGuarded() runs one piece of user work: inline, so that the common case (no stack
+// context, nothing thrown) costs a branch; the catch is out of line.
+template <typename F>
+inline void IOLoop::RunGuarded(const StackContext& context, F&& f, bool from_handler) {
+  try {
+    if (ABSL_PREDICT_TRUE(context.empty())) {
+      f();
+    } else {
+      context.Run(f);
+    }
+  } catch (...) {
+    ReportException(std::current_exception(), from_handler);
+  }
+}
+
 // --- Handlers ---------------------------------------------------------------------
 
 IOLoop::FdSlot* IOLoop::FindSparseSlot(int fd) {
@@ -502,19 +517,6 @@ void IOLoop::Dispatch(uint64_t registrations_before_poll) {
   }
   events_dispatched_.store(events_dispatched_.load(std::memory_order_relaxed) + dispatched,
                            std::memory_order_relaxed);
-}
-
-template <typename F>
-void IOLoop::RunGuarded(const StackContext& context, F&& f, bool from_handler) {
-  try {
-    if (ABSL_PREDICT_TRUE(context.empty())) {
-      f();
-    } else {
-      context.Run(f);
-    }
-  } catch (...) {
-    ReportException(std::current_exception(), from_handler);
-  }
 }
 
 void IOLoop::ReportException(std::exception_ptr error, bool from_handler) {

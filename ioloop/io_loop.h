@@ -443,7 +443,8 @@ class IOLoop {
   void Dispatch(uint64_t registrations_before_poll);
   void Wake();
   template <typename F>
-  void RunGuarded(const StackContext& context, F&& f, bool from_handler);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void RunGuarded(const StackContext& context, F&& f,
+                                               bool from_handler);
   void ReportException(std::exception_ptr error, bool from_handler);
   // Teardown() destroys every pending handler, timeout and callback, repeating until
   // their destructors add no more. Idempotent.
