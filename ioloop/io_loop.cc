@@ -28,7 +28,7 @@ constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr int kDenseFdLimit = 1 << 20;
 
 std::atomic<IOLoop*> g_instance{nullptr};
-std::mutex g_instance_mu;
+Mutex g_instance_mu;
 
 void LogToStderr(absl::string_view message) {
   std::fprintf(stderr, "ioloop: %.*s\n", static_cast<int>(message.size()), message.data());
@@ -156,7 +156,7 @@ IOLoop::~IOLoop() {
 
 IOLoop& IOLoop::Instance() {
   if (IOLoop* loop = g_instance.load(std::memory_order_acquire)) return *loop;
-  std::lock_guard<std::mutex> lock(g_instance_mu);
+  MutexLock lock(g_instance_mu);
   if (IOLoop* loop = g_instance.load(std::memory_order_acquire)) return *loop;
   IOLoop* loop = new IOLoop();  // Process-wide; never destroyed.
   g_instance.store(loop, std::memory_order_release);
@@ -166,7 +166,7 @@ IOLoop& IOLoop::Instance() {
 bool IOLoop::Initialized() { return g_instance.load(std::memory_order_acquire) != nullptr; }
 
 void IOLoop::Install() {
-  std::lock_guard<std::mutex> lock(g_instance_mu);
+  MutexLock lock(g_instance_mu);
   g_instance.store(this, std::memory_order_release);
 }
 
