@@ -16,7 +16,7 @@
 #include "base/errno_status.h"
 #include "ioloop/internal/blocking_watchdog.h"
 #include "ioloop/internal/signal_queue.h"
-#include "waker/waker.h"
+#include "waker/default_waker.h"
 
 namespace ioloop {
 namespace {
