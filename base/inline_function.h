@@ -113,7 +113,9 @@ class InlineFunction<R(Args...), N> {
 
  private:
   struct Ops {
-    R (*invoke)(void* storage, Args&&... args);
+    // Arguments by value: the signatures the loop uses take scalars, which then
+    // travel in registers rather than through references to stack temporaries.
+    R (*invoke)(void* storage, Args... args);
     // Moves the callable from `from` into `to` and destroys the one at `from`; null
     // when the bytes can simply be copied.
     void (*relocate)(void* to, void* from) noexcept;
@@ -136,9 +138,7 @@ class InlineFunction<R(Args...), N> {
 
   template <typename F>
   static constexpr Ops kInlineOps = {
-      [](void* s, Args&&... args) -> R {
-        return (*InlinePtr<F>(s))(std::forward<Args>(args)...);
-      },
+      [](void* s, Args... args) -> R { return (*InlinePtr<F>(s))(std::forward<Args>(args)...); },
       kTrivial<F> ? nullptr
                   : +[](void* to, void* from) noexcept {
                       F* source = InlinePtr<F>(from);
@@ -150,7 +150,7 @@ class InlineFunction<R(Args...), N> {
 
   template <typename F>
   static constexpr Ops kHeapOps = {
-      [](void* s, Args&&... args) -> R { return (*HeapPtr<F>(s))(std::forward<Args>(args)...); },
+      [](void* s, Args... args) -> R { return (*HeapPtr<F>(s))(std::forward<Args>(args)...); },
       nullptr,  // The pointer is copied.
       +[](void* s) noexcept {
         F* f = HeapPtr<F>(s);
@@ -184,7 +184,17 @@ class InlineFunction<R(Args...), N> {
     ops_ = other.ops_;
     if (ops_ == nullptr) return;
     if (ops_->relocate == nullptr) {
+      // Copies all N bytes, a fixed-size copy, though a smaller callable leaves some
+      // of them unset: copying indeterminate bytes as unsigned char is allowed, and
+      // GCC's warning about it is a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
       std::memcpy(storage_, other.storage_, N);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
     } else {
       ops_->relocate(storage_, other.storage_);
     }

@@ -16,7 +16,7 @@
 #include "base/errno_status.h"
 #include "ioloop/internal/blocking_watchdog.h"
 #include "ioloop/internal/signal_queue.h"
-#include "waker/waker.h"
+#include "waker/default_waker.h"
 
 namespace ioloop {
 namespace {
@@ -28,7 +28,7 @@ constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr int kDenseFdLimit = 1 << 20;
 
 std::atomic<IOLoop*> g_instance{nullptr};
-std::mutex g_instance_mu;
+Mutex g_instance_mu;
 
 void LogToStderr(absl::string_view message) {
   std::fprintf(stderr, "ioloop: %.*s\n", static_cast<int>(message.size()), message.data());
@@ -156,7 +156,7 @@ IOLoop::~IOLoop() {
 
 IOLoop& IOLoop::Instance() {
   if (IOLoop* loop = g_instance.load(std::memory_order_acquire)) return *loop;
-  std::lock_guard<std::mutex> lock(g_instance_mu);
+  MutexLock lock(g_instance_mu);
   if (IOLoop* loop = g_instance.load(std::memory_order_acquire)) return *loop;
   IOLoop* loop = new IOLoop();  // Process-wide; never destroyed.
   g_instance.store(loop, std::memory_order_release);
@@ -166,7 +166,7 @@ IOLoop& IOLoop::Instance() {
 bool IOLoop::Initialized() { return g_instance.load(std::memory_order_acquire) != nullptr; }
 
 void IOLoop::Install() {
-  std::lock_guard<std::mutex> lock(g_instance_mu);
+  MutexLock lock(g_instance_mu);
   g_instance.store(this, std::memory_order_release);
 }
 
@@ -191,6 +191,21 @@ LoopMetrics IOLoop::Metrics() const {
   m.signal_callbacks_dropped = signal_overflows_.load(std::memory_order_relaxed);
   m.idle_time = absl::Nanoseconds(idle_ns_.load(std::memory_order_relaxed));
   return m;
+}
+
+// RunGuarded() runs one piece of user work: inline, so that the common case (no stack
+// context, nothing thrown) costs a branch; the catch is out of line.
+template <typename F>
+inline void IOLoop::RunGuarded(const StackContext& context, F&& f, bool from_handler) {
+  try {
+    if (ABSL_PREDICT_TRUE(context.empty())) {
+      f();
+    } else {
+      context.Run(f);
+    }
+  } catch (...) {
+    ReportException(std::current_exception(), from_handler);
+  }
 }
 
 // --- Handlers ---------------------------------------------------------------------
@@ -502,19 +517,6 @@ void IOLoop::Dispatch(uint64_t registrations_before_poll) {
   }
   events_dispatched_.store(events_dispatched_.load(std::memory_order_relaxed) + dispatched,
                            std::memory_order_relaxed);
-}
-
-template <typename F>
-void IOLoop::RunGuarded(const StackContext& context, F&& f, bool from_handler) {
-  try {
-    if (ABSL_PREDICT_TRUE(context.empty())) {
-      f();
-    } else {
-      context.Run(f);
-    }
-  } catch (...) {
-    ReportException(std::current_exception(), from_handler);
-  }
 }
 
 void IOLoop::ReportException(std::exception_ptr error, bool from_handler) {

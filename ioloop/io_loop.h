@@ -93,7 +93,7 @@
 #include "ioloop/stack_context.h"
 #include "timers/clock.h"
 #include "timers/timer_heap.h"
-#include "waker/waker_interface.h"
+#include "waker/waker.h"
 
 namespace ioloop {
 
@@ -164,7 +164,7 @@ class IOLoop {
     std::unique_ptr<Poller> poller;
     // The time source; not owned, must outlive the loop. Default: RealClock().
     Clock* clock = nullptr;
-    // The cross-thread wake-up. Default: NewDefaultWaker() (waker/waker.h).
+    // The cross-thread wake-up. Default: NewDefaultWaker() (waker/default_waker.h).
     std::unique_ptr<Waker> waker;
     // Where the loop logs. Default: one line per message on stderr.
     LogHandler log_handler;
@@ -443,7 +443,8 @@ class IOLoop {
   void Dispatch(uint64_t registrations_before_poll);
   void Wake();
   template <typename F>
-  void RunGuarded(const StackContext& context, F&& f, bool from_handler);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void RunGuarded(const StackContext& context, F&& f,
+                                               bool from_handler);
   void ReportException(std::exception_ptr error, bool from_handler);
   // Teardown() destroys every pending handler, timeout and callback, repeating until
   // their destructors add no more. Idempotent.
