@@ -392,7 +392,7 @@ TimeoutHandle IOLoop::AddTimeoutNanos(int64_t deadline_ns, Callback&& callback) 
 }
 
 void IOLoop::RunDueTimeouts() {
-  if (timers_.Empty()) return;
+  if (timers_.empty()) return;
   now_ns_ = clock_->NowNanos();
   now_valid_ = true;
   if (!timers_.TakeDueNanos(now_ns_)) return;
@@ -578,7 +578,7 @@ absl::Status IOLoop::Teardown(bool close_fds) {
       }
       for (auto& [fd, entry] : doomed) entry.reset();
     }
-    if (!timers_.Empty()) {
+    if (!timers_.empty()) {
       destroyed_any = true;
       timers_.Clear();
     }

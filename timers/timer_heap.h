@@ -147,13 +147,13 @@ class TimerHeap {
   // returns true; returns false once the batch is exhausted (which ends it).
   bool PopTaken(Callback& out);
 
-  // Size() counts pending entries.
-  size_t Size() const { return live_; }
-  bool Empty() const { return live_ == 0; }
+  // size() counts pending entries; empty() is size() == 0.
+  size_t size() const { return live_; }
+  bool empty() const { return live_ == 0; }
 
-  // SlotCapacity() is how many entry slots are allocated; it returns to a small
-  // constant whenever the heap empties. For memory tests.
-  size_t SlotCapacity() const { return slots_.capacity(); }
+  // SlotCapacityForTesting() is how many entry slots are allocated; it returns to a
+  // small constant whenever the heap empties (what memory tests and the fuzzer check).
+  size_t SlotCapacityForTesting() const { return slots_.capacity(); }
 
   // kMaxEntries: the most entries pending at once (slot numbers have 28 bits).
   static constexpr uint32_t kMaxEntries = (1u << 28) - 1;
