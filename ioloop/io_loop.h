@@ -33,8 +33,8 @@
 // timers/clock.h). AddTimeout(delay) counts `delay` from the loop's cached time, read
 // at most once per phase of an iteration: the first AddTimeout(delay) after the loop
 // returns from polling reads the clock, later ones in the same batch reuse that
-// reading, and the timeout phase reads it again (libuv's loop time works the same
-// way; Tornado read the clock per call). So a timeout never fires before `delay` has
+// reading, and the timeout phase reads it again (a per-iteration loop time; see
+// docs/ioloop.md for how this differs from Tornado). So a timeout never fires before `delay` has
 // passed since that reading, and a handler that runs long before adding a timeout can
 // see it fire early by up to the time it ran: call UpdateTime() first when that
 // matters. A timeout fires late by at most the poller's resolution (1 ms for epoll and
@@ -142,10 +142,10 @@ struct BlockingReport {
 using BlockingAction = absl::AnyInvocable<void(const BlockingReport&)>;
 
 // LoopMetrics: counters for a monitoring system, since the loop was made. Cheap
-// enough to leave on: each is a plain store on the loop's thread; idle_time costs
-// two coarse clock reads per poll (Clock::CoarseNowNanos(): a few nanoseconds on
-// Linux, a tick of 1-4 ms, so it is an unbiased estimate over many polls rather than
-// exact per poll).
+// enough to leave on: each is a plain store on the loop's thread, made once per batch;
+// idle_time costs two coarse clock reads per poll (Clock::CoarseNowNanos(), whose
+// resolution is one kernel tick, so it is an unbiased estimate over many polls rather
+// than exact per poll).
 struct LoopMetrics {
   uint64_t iterations = 0;                // Times the loop went round.
   uint64_t events_dispatched = 0;         // Handler calls.
