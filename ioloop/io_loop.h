@@ -226,7 +226,11 @@ class IOLoop {
   // wake-up is already on its way: a post to a busy loop costs no system call.
   void AddCallback(Callback callback);
   // AddCallback() for any callable: the same, storing it without converting it to a
-  // Callback first (no allocation for callables of up to kInlineCallableSize bytes).
+  // Callback first. Callables of up to kInlinePostSize bytes are stored in the queue
+  // itself; larger ones in per-thread recycled blocks (base/recycling_allocator.h), so
+  // posting from the loop's thread allocates nothing in steady state, while a thread
+  // that only posts large callables allocates (their blocks return to the loop's
+  // thread, which frees them).
   template <ioloop_internal::CallbackLike F>
   void AddCallback(F&& callback) {
     if (ABSL_PREDICT_FALSE(StackContext::Active())) {
@@ -263,9 +267,12 @@ class IOLoop {
     return EmplaceTimeout(DeadlineAfter(delay), std::forward<F>(callback));
   }
 
-  // kInlineCallableSize: callbacks and handlers up to this size are stored inside the
-  // loop's own records (AddTimeout: TimerHeap::kInlineCallbackSize).
+  // kInlineCallableSize: handlers up to this size are stored inside the loop's own
+  // records; kInlinePostSize: the same for AddCallback() (small, so that the queue
+  // other threads write into stays dense); AddTimeout(): TimerHeap::kInlineCallbackSize.
+  // Larger callables take a recycled block.
   static constexpr size_t kInlineCallableSize = 48;
+  static constexpr size_t kInlinePostSize = 16;
 
   // RemoveTimeout() cancels a timeout and destroys its callback at once; a no-op for a
   // timeout that fired or was removed, a null handle, or a handle of another loop.
@@ -347,7 +354,7 @@ class IOLoop {
   void Log(absl::string_view message);
 
  private:
-  using QueuedCallback = base::InlineFunction<void(), kInlineCallableSize>;
+  using QueuedCallback = base::InlineFunction<void(), kInlinePostSize>;
   using HandlerFunction = base::InlineFunction<void(int, EventMask), kInlineCallableSize>;
   struct HandlerEntry {
     HandlerFunction handler;
