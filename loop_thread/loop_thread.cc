@@ -80,9 +80,9 @@ void LoopThread::Run(std::promise<absl::Status>* started) {
   IOLoop::Options options = make_loop_options_ ? make_loop_options_() : IOLoop::Options();
   absl::StatusOr<std::unique_ptr<IOLoop>> created = IOLoop::Create(std::move(options));
   if (!created.ok()) {
-    started->set_value(absl::Status(
-        created.status().code(),
-        absl::StrCat("LoopThread ", name_, ": ", created.status().message())));
+    started->set_value(
+        absl::Status(created.status().code(),
+                     absl::StrCat("LoopThread ", name_, ": ", created.status().message())));
     return;
   }
   loop_ = *std::move(created);
@@ -155,13 +155,11 @@ bool LoopThread::IsInLoopThread() const {
 LoopThreadPool::LoopThreadPool(int n, std::string name_prefix)
     : LoopThreadPool(n, nullptr, std::move(name_prefix)) {}
 
-LoopThreadPool::LoopThreadPool(int n,
-                               absl::AnyInvocable<IOLoop::Options(int index)> make_options,
+LoopThreadPool::LoopThreadPool(int n, absl::AnyInvocable<IOLoop::Options(int index)> make_options,
                                std::string name_prefix) {
   IOLOOP_CHECK(n >= 1, "LoopThreadPool: needs at least one thread");
   // Shared by the threads' option makers, each called once on its own thread.
-  auto shared = std::make_shared<absl::AnyInvocable<IOLoop::Options(int)>>(
-      std::move(make_options));
+  auto shared = std::make_shared<absl::AnyInvocable<IOLoop::Options(int)>>(std::move(make_options));
   for (int i = 0; i < n; ++i) {
     LoopThread::Options options;
     options.name = absl::StrCat(name_prefix, "-", i);

@@ -133,7 +133,7 @@ class LoopThread {
 
   const std::string name_;
   absl::AnyInvocable<IOLoop::Options()> make_loop_options_;
-  std::thread thread_;  // Owning thread only.
+  std::thread thread_;    // Owning thread only.
   bool started_ = false;  // Owning thread only.
   std::atomic<std::thread::id> thread_id_{};
   std::atomic<int64_t> load_{0};

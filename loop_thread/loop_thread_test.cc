@@ -31,8 +31,8 @@ TEST(LoopThreadTest, RunsCallbacksOnItsOwnThread) {
   EXPECT_FALSE(thread.IsInLoopThread());
   std::promise<std::pair<std::thread::id, bool>> where;
   EXPECT_TRUE(thread.AddCallback([&] {
-    where.set_value({std::this_thread::get_id(), thread.IsInLoopThread() &&
-                                                     thread.loop()->IsInLoopThread()});
+    where.set_value(
+        {std::this_thread::get_id(), thread.IsInLoopThread() && thread.loop()->IsInLoopThread()});
   }));
   const auto [id, in_loop] = where.get_future().get();
   EXPECT_NE(id, std::this_thread::get_id());
@@ -51,8 +51,8 @@ TEST(LoopThreadTest, RunAndWaitRunsBeforeReturning) {
   EXPECT_NE(ran_on, std::this_thread::get_id());
   // On the loop thread itself it runs inline (waiting would deadlock).
   int inner = 0;
-  ASSERT_TRUE(thread.RunAndWait([&] { EXPECT_TRUE(thread.RunAndWait([&] { inner = 1; }).ok()); })
-                  .ok());
+  ASSERT_TRUE(
+      thread.RunAndWait([&] { EXPECT_TRUE(thread.RunAndWait([&] { inner = 1; }).ok()); }).ok());
   EXPECT_EQ(inner, 1);
 }
 

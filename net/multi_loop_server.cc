@@ -42,8 +42,7 @@ absl::string_view MultiLoopModeName(MultiLoopMode mode) {
 // What the loops' callbacks share with the server; kept alive by them, so a callback
 // still queued on a loop never reaches a destroyed server.
 struct MultiLoopTCPServer::Shared {
-  Shared(std::vector<IOLoop*> loops, HandleStream handle_stream,
-         IOStream::Options stream_options)
+  Shared(std::vector<IOLoop*> loops, HandleStream handle_stream, IOStream::Options stream_options)
       : loops(std::move(loops)),
         handle_stream(std::move(handle_stream)),
         stream_options(stream_options),
@@ -73,8 +72,8 @@ MultiLoopTCPServer::MultiLoopTCPServer(LoopThreadPool* pool, HandleStream handle
     : pool_(pool), options_(std::move(options)) {
   IOLOOP_CHECK(options_.acceptor_index < pool_->size(),
                "MultiLoopTCPServer: acceptor_index is not a thread of the pool");
-  shared_ = std::make_shared<Shared>(pool_->loops(), std::move(handle_stream),
-                                     options_.stream_options);
+  shared_ =
+      std::make_shared<Shared>(pool_->loops(), std::move(handle_stream), options_.stream_options);
 }
 
 MultiLoopTCPServer::~MultiLoopTCPServer() { Stop(); }
@@ -133,10 +132,9 @@ absl::Status MultiLoopTCPServer::StartAccepting(size_t loop_index, int fd) {
         return;
       }
       // Refused (the target stopped): the callback is destroyed and closes the fd.
-      pool->thread(target).AddCallback(
-          [shared, target, fd = AcceptedFd(fd), peer]() mutable {
-            shared->Deliver(target, fd.Release(), peer);
-          });
+      pool->thread(target).AddCallback([shared, target, fd = AcceptedFd(fd), peer]() mutable {
+        shared->Deliver(target, fd.Release(), peer);
+      });
     };
   }
   absl::Status added;
@@ -162,9 +160,7 @@ void MultiLoopTCPServer::Stop() {
   for (Listener& listener : listeners_) {
     if (!listener.remove) continue;
     // A loop that no longer runs has dropped its handlers already (IOLoop::Close).
-    pool_->thread(listener.loop_index)
-        .RunAndWait([&] { listener.remove(); })
-        .IgnoreError();
+    pool_->thread(listener.loop_index).RunAndWait([&] { listener.remove(); }).IgnoreError();
   }
   // A barrier on every loop: a Deliver() running now finishes before it, and handoffs
   // queued before it see `stopped` and close their fd. After this, handle_stream is

@@ -85,8 +85,8 @@ class MultiLoopTCPServer {
   // called concurrently from different loop threads, so it must be safe to call so
   // (typically it only indexes per-loop state by loop_index). Never called after
   // Stop() returned.
-  using HandleStream = absl::AnyInvocable<void(
-      size_t loop_index, std::unique_ptr<IOStream> stream, const SocketAddress& peer)>;
+  using HandleStream = absl::AnyInvocable<void(size_t loop_index, std::unique_ptr<IOStream> stream,
+                                               const SocketAddress& peer)>;
 
   // `pool` must be started, and outlive the server. Nothing listens before Listen().
   MultiLoopTCPServer(LoopThreadPool* pool, HandleStream handle_stream,

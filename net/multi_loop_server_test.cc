@@ -113,7 +113,8 @@ int Connect(int port) {
 
 // RoundTrip() sends `message` and reads it back; false on EOF or error.
 bool RoundTrip(int fd, const std::string& message) {
-  if (send(fd, message.data(), message.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(message.size()))
+  if (send(fd, message.data(), message.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(message.size()))
     return false;
   std::string got;
   char buf[4096];
@@ -256,7 +257,9 @@ TEST_P(StopUnderLoadTest, LeavesNoThreadFdOrStreamBehind) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, StopUnderLoadTest,
                          ::testing::Values(MultiLoopMode::kReusePort, MultiLoopMode::kHandoff),
-                         [](const auto& info) { return std::string(MultiLoopModeName(info.param)); });
+                         [](const auto& info) {
+                           return std::string(MultiLoopModeName(info.param));
+                         });
 
 }  // namespace
 }  // namespace ioloop
