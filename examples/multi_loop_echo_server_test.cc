@@ -74,7 +74,9 @@ TEST_P(MultiLoopEchoServerTest, EchoesEveryByteAcrossLoops) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, MultiLoopEchoServerTest,
                          ::testing::Values(MultiLoopMode::kReusePort, MultiLoopMode::kHandoff),
-                         [](const auto& info) { return std::string(MultiLoopModeName(info.param)); });
+                         [](const auto& info) {
+                           return std::string(MultiLoopModeName(info.param));
+                         });
 
 }  // namespace
 }  // namespace ioloop::examples

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -201,6 +202,49 @@ TEST(MultiLoopTCPServerTest, ListenErrorsLeaveNothingOpen) {
   }
   EXPECT_EQ(CountDir("/proc/self/fd"), fds_before);
 }
+
+// A stalled loop keeps its share in both modes: connections made while loop 1 is
+// blocked wait for it (in its listener's backlog with reuseport, in its callback
+// queue with handoff) instead of going to loop 0, and are served once it comes back.
+class StalledLoopTest : public ::testing::TestWithParam<MultiLoopMode> {};
+
+TEST_P(StalledLoopTest, KeepsItsShareAndServesItLater) {
+  EchoPool echo(2, GetParam());
+  ASSERT_TRUE(echo.server->Listen(0).ok());
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> stalled;
+  ASSERT_TRUE(echo.pool.thread(1).AddCallback([&stalled, released] {
+    stalled.set_value();
+    released.wait();
+  }));
+  stalled.get_future().wait();  // Loop 1 is blocked from here until release.
+  constexpr int kConnections = 100;
+  std::vector<int> fds;
+  for (int k = 0; k < kConnections; ++k) {
+    fds.push_back(Connect(echo.server->Port()));  // The kernel completes the handshake.
+    ASSERT_GE(fds.back(), 0);
+  }
+  EXPECT_EQ(echo.server->ConnectionsPerLoop()[1], 0u);  // Stalled: nothing delivered.
+  release.set_value();
+  for (int k = 0; k < kConnections; ++k) {
+    EXPECT_TRUE(RoundTrip(fds[k], absl::StrCat("after the stall ", k)));
+    close(fds[k]);
+  }
+  const std::vector<uint64_t> counts = echo.server->ConnectionsPerLoop();
+  EXPECT_EQ(counts[0] + counts[1], static_cast<uint64_t>(kConnections));
+  if (GetParam() == MultiLoopMode::kHandoff) {
+    EXPECT_EQ(counts[1], static_cast<uint64_t>(kConnections / 2));
+  } else {
+    EXPECT_GT(counts[1], 0u);  // (1/2)^100 that the hash gave it none.
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, StalledLoopTest,
+                         ::testing::Values(MultiLoopMode::kReusePort, MultiLoopMode::kHandoff),
+                         [](const auto& info) {
+                           return std::string(MultiLoopModeName(info.param));
+                         });
 
 // Stop under load: clients keep connecting and echoing while the server stops, the
 // per-loop state is torn down and the pool joined. Afterwards no thread, fd or stream
