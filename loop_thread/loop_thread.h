@@ -57,10 +57,10 @@ namespace ioloop {
 
 // LoopThread: a thread that owns and runs one IOLoop.
 //
-// Thread-safety: AddCallback(), RunAndWait(), Stop(), IsInLoopThread(), Load() and
-// AddLoad() may be called from any thread (RunAndWait not from this loop's thread
-// unless the loop is running it inline, see there). Start(), Join() and the destructor
-// from one owning thread, never from the loop thread itself.
+// Thread-safety: AddCallback(), RunAndWait(), Stop(), IsInLoopThread(), Load(),
+// AddLoad() and loop() may be called from any thread (RunAndWait() on the loop's own
+// thread runs inline). Start(), Join() and the destructor from one owning thread,
+// never from the loop thread itself.
 class LoopThread {
  public:
   struct Options {
@@ -104,7 +104,9 @@ class LoopThread {
   // returns OK. Called on the loop thread itself, it runs `fn` inline. Returns
   // FailedPrecondition, naming the thread, if `fn` could not run (not started,
   // stopped, or the loop stopped before reaching it; `fn` was then destroyed).
-  // Use it to create and destroy per-loop state on the loop's own thread.
+  // Use it to create and destroy per-loop state on the loop's own thread. It blocks:
+  // two loop threads calling RunAndWait() on each other deadlock, so from a loop
+  // thread prefer AddCallback().
   absl::Status RunAndWait(absl::AnyInvocable<void()> fn);
 
   // Stop() asks the loop to stop (IOLoop::Stop) and refuses further AddCallback().
@@ -126,6 +128,7 @@ class LoopThread {
   int64_t Load() const { return load_.load(std::memory_order_relaxed); }
   void AddLoad(int64_t delta) { load_.fetch_add(delta, std::memory_order_relaxed); }
 
+  // name(): the thread's name as given in Options (before the kernel's 15-byte cut).
   const std::string& name() const { return name_; }
 
  private:
@@ -176,6 +179,8 @@ class LoopThreadPool {
   void Stop();
   void Join();
 
+  // size(): n. thread(i), loop(i): thread i and its loop (i < n). loops(): every
+  // thread's loop, by index (null for a thread whose Start() failed or never ran).
   size_t size() const { return threads_.size(); }
   LoopThread& thread(size_t i) { return *threads_[i]; }
   IOLoop* loop(size_t i) const { return threads_[i]->loop(); }

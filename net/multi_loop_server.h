@@ -64,10 +64,12 @@ namespace ioloop {
 
 enum class MultiLoopMode { kReusePort, kHandoff };
 
-// ParseMultiLoopMode(): "reuseport" or "handoff"; InvalidArgument otherwise.
+// ParseMultiLoopMode(): "reuseport" or "handoff" (the names of the modes for flags);
+// InvalidArgument naming `name` otherwise. MultiLoopModeName() is the reverse.
 absl::StatusOr<MultiLoopMode> ParseMultiLoopMode(absl::string_view name);
 absl::string_view MultiLoopModeName(MultiLoopMode mode);
 
+// MultiLoopServerOptions: how a MultiLoopTCPServer listens and what its streams get.
 struct MultiLoopServerOptions {
   MultiLoopMode mode = MultiLoopMode::kHandoff;
   // kHandoff: the pool thread whose loop accepts (it also serves its share).
@@ -107,6 +109,8 @@ class MultiLoopTCPServer {
   // delivered belong to the application and go on. Idempotent.
   void Stop();
 
+  // Port(): the port Listen() bound (0 before). mode(): the mode it was made with.
+  // Owning thread.
   int Port() const { return port_; }
   MultiLoopMode mode() const { return options_.mode; }
 
