@@ -203,6 +203,17 @@ TEST(MultiLoopTCPServerTest, ListenErrorsLeaveNothingOpen) {
   EXPECT_EQ(CountDir("/proc/self/fd"), fds_before);
 }
 
+TEST(MultiLoopTCPServerTest, ListenOnAPoolThatDoesNotRunFails) {
+  LoopThreadPool pool(2);  // Never started.
+  const int fds_before = CountDir("/proc/self/fd");
+  for (MultiLoopMode mode : {MultiLoopMode::kReusePort, MultiLoopMode::kHandoff}) {
+    MultiLoopTCPServer server(&pool, [](size_t, std::unique_ptr<IOStream>, const SocketAddress&) {},
+                              {.mode = mode});
+    EXPECT_EQ(server.Listen(0).code(), absl::StatusCode::kFailedPrecondition);
+  }
+  EXPECT_EQ(CountDir("/proc/self/fd"), fds_before);
+}
+
 // A stalled loop keeps its share in both modes: connections made while loop 1 is
 // blocked wait for it (in its listener's backlog with reuseport, in its callback
 // queue with handoff) instead of going to loop 0, and are served once it comes back.
