@@ -63,7 +63,6 @@ class ChatServer {
   void Send(Client* c, absl::string_view text);
   void Broadcast(const Client* from, absl::string_view text);
 
-  IOLoop* const loop_;
   const ChatServerOptions options_;
   TCPServer server_;
   std::map<uint64_t, std::unique_ptr<Client>> clients_;  // By id: join order.
