@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "waker/waker_interface.h"
+#include "waker/waker.h"
 
 namespace ioloop {
 namespace {
