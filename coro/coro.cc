@@ -206,6 +206,12 @@ void TimerAwaiter::await_suspend(std::coroutine_handle<> h) {
   loop_ = &CurrentLoop("coro::Sleep");
   root_ = CurrentRoot();
   handle_to_resume_ = h;
+  // Already due: a timeout would run in this iteration's timeout phase, before
+  // callbacks queued earlier in this one; a queued callback keeps the order.
+  if (absolute_ ? deadline_ <= loop_->Time() : delay_ <= absl::ZeroDuration()) {
+    loop_->AddCallback(turn_.Arm(root_, h));
+    return;
+  }
   handle_ = absolute_ ? loop_->AddTimeout(deadline_, Fire{this})
                       : loop_->AddTimeout(delay_, Fire{this});
   pending_ = true;

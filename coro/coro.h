@@ -169,6 +169,7 @@ class TimerAwaiter {
   absl::Duration delay_;
   bool absolute_;
   bool pending_ = false;
+  CompletionHolder<bool> turn_;  // Used instead of a timeout when already due.
   IOLoop* loop_ = nullptr;
   RootState* root_ = nullptr;
   std::coroutine_handle<> handle_to_resume_;
@@ -285,8 +286,8 @@ class TimeoutAwaiter {
 }  // namespace coro_internal
 
 // Sleep suspends the calling task for `delay` (Tornado's gen.sleep), resuming it from a
-// loop timeout. A zero or negative delay still gives the loop a turn: the task resumes
-// in the loop's next timeout phase, after callbacks queued before it. Awaited outside
+// loop timeout. A zero or negative delay still gives the loop a turn, as Yield() does:
+// the task resumes from a queued callback, after every callback queued before it. Awaited outside
 // a Spawn()/RunSync() task: a check failure. Destroying the task while it sleeps
 // removes the timeout.
 inline coro_internal::TimerAwaiter Sleep(absl::Duration delay) {
