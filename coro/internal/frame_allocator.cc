@@ -30,7 +30,7 @@ Cache::~Cache() {
     while (heads[c] != nullptr) {
       FreeBlock* b = heads[c];
       heads[c] = b->next;
-      ::operator delete(static_cast<void*>(b), (c + 1) * kSizeClassBytes);
+      ::operator delete(static_cast<void*>(b));
     }
   }
 }
@@ -72,12 +72,12 @@ void FreeFrame(void* block, size_t size) noexcept {
   Cache& cache = t_cache;
   --cache.stats.live;
   if (size > kMaxCachedSize) {
-    ::operator delete(block, size);
+    ::operator delete(block);
     return;
   }
   const size_t c = ClassOf(size);
   if (cache.counts[c] >= kMaxCachedPerClass) {
-    ::operator delete(block, (c + 1) * kSizeClassBytes);
+    ::operator delete(block);
     return;
   }
   auto* b = static_cast<FreeBlock*>(block);
