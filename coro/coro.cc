@@ -212,8 +212,8 @@ void TimerAwaiter::await_suspend(std::coroutine_handle<> h) {
     loop_->AddCallback(turn_.Arm(root_, h));
     return;
   }
-  handle_ = absolute_ ? loop_->AddTimeout(deadline_, Fire{this})
-                      : loop_->AddTimeout(delay_, Fire{this});
+  handle_ =
+      absolute_ ? loop_->AddTimeout(deadline_, Fire{this}) : loop_->AddTimeout(delay_, Fire{this});
   pending_ = true;
 }
 

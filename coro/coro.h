@@ -5,8 +5,9 @@
 //     co_await coro::Sleep(absl::Milliseconds(10));
 //     std::string body = co_await coro::WithTimeout(absl::Seconds(1), Fetch(...));
 //   }
-//   coro::Spawn(loop, Main());                        // fire and forget, like IOLoop.spawn_callback
-//   int n = coro::RunSync(loop, Count(), absl::Seconds(5));   // Tornado's run_sync
+//   coro::Spawn(loop, Main());                        // fire and forget, like
+//   IOLoop.spawn_callback int n = coro::RunSync(loop, Count(), absl::Seconds(5));   // Tornado's
+//   run_sync
 //
 // Layering: built on IOLoop's public callback API; the loop knows nothing about
 // coroutines and pays nothing for them. Stream awaitables are in coro/stream.h.

@@ -163,13 +163,11 @@ void CallbackRead(IOStream* s, EchoCounter* counter) {
       [s, counter](absl::StatusOr<std::string> data) {
         if (!data.ok()) return;
         const size_t n = data->size();
-        s->Write(*data,
-                 [s, counter, n](absl::Status written) {
-                   if (!written.ok()) return;
-                   counter->Add(n);
-                   CallbackRead(s, counter);
-                 })
-            .IgnoreError();
+        s->Write(*data, [s, counter, n](absl::Status written) {
+           if (!written.ok()) return;
+           counter->Add(n);
+           CallbackRead(s, counter);
+         }).IgnoreError();
       },
       /*partial=*/true);
 }
@@ -207,9 +205,9 @@ void BM_Echo(benchmark::State& state) {
     loop.Start();
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
-  state.counters["fresh_frames_per_rt"] = benchmark::Counter(
-      static_cast<double>(ThreadFrameStats().fresh - fresh_before) /
-      static_cast<double>(state.iterations() * kBatch));
+  state.counters["fresh_frames_per_rt"] =
+      benchmark::Counter(static_cast<double>(ThreadFrameStats().fresh - fresh_before) /
+                         static_cast<double>(state.iterations() * kBatch));
   stream.reset();  // The client sees EOF and exits its batch.
 }
 BENCHMARK_TEMPLATE(BM_Echo, false)->Name("BM_EchoCallbacks")->UseRealTime();

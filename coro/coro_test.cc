@@ -4,9 +4,11 @@
 
 #include <fcntl.h>
 
+#include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -64,7 +66,7 @@ TEST_F(CoroTest, TaskIsLazy) {
     *ran = true;
     co_return;
   };
-  auto outer = [](bool* ran, Task<>(*make)(bool*)) -> Task<bool> {
+  auto outer = [](bool* ran, Task<> (*make)(bool*)) -> Task<bool> {
     Task<> inner = make(ran);  // Created inside a running task: still lazy.
     co_await Yield();
     bool before = *ran;
@@ -136,9 +138,7 @@ TEST_F(CoroTest, RunSyncTimeoutDestroysTheTask) {
 
 TEST_F(CoroTest, RunSyncOnAStoppedLoopThrowsLoopStopped) {
   auto token = std::make_shared<int>(0);
-  auto body = [](std::shared_ptr<int> token) -> Task<> {
-    co_await Sleep(absl::Seconds(1));
-  };
+  auto body = [](std::shared_ptr<int> token) -> Task<> { co_await Sleep(absl::Seconds(1)); };
   loop().Stop();  // Tornado: the next Start() returns at once.
   EXPECT_THROW(RunSync(loop(), body(token)), LoopStoppedError);
   // Never started: its starter callback still owns the frame; the loop destroys it.
@@ -175,8 +175,8 @@ TEST_F(CoroTest, TurnTakingAwaitsLetEarlierCallbacksRunFirst) {
     order->push_back("until-past");
   };
   RunSync(loop(), body(&loop(), &order));
-  EXPECT_THAT(order, ElementsAre("cb1", "yield", "cb2", "sleep0", "cb3", "sleep-neg", "cb4",
-                                 "until-past"));
+  EXPECT_THAT(
+      order, ElementsAre("cb1", "yield", "cb2", "sleep0", "cb3", "sleep-neg", "cb4", "until-past"));
   EXPECT_EQ(Elapsed(), absl::ZeroDuration());
 }
 
@@ -378,20 +378,30 @@ TEST_F(CoroTest, CloseFromInsideATaskIsRefusedAndTheTaskGoesOn) {
 
 TEST_F(CoroTest, WaitReadableResumesAndRemovesItsHandler) {
   const int fd = fake_.Fd(1);
-  auto body = [](int fd) -> Task<absl::StatusOr<EventMask>> { co_return co_await WaitReadable(fd); };
+  auto body = [](int fd) -> Task<absl::StatusOr<EventMask>> {
+    co_return co_await WaitReadable(fd);
+  };
   fake_.poller().Inject(fd, kRead);
   absl::StatusOr<EventMask> events = RunSync(loop(), body(fd));
   ASSERT_TRUE(events.ok()) << events.status();
   EXPECT_TRUE(*events & kRead);
   // No handler left behind: the fd can be watched again.
-  EXPECT_TRUE(loop().AddHandler(fd, [](int, EventMask) {}, kRead).ok());
+  EXPECT_TRUE(loop()
+                  .AddHandler(
+                      fd, [](int, EventMask) {}, kRead)
+                  .ok());
   EXPECT_TRUE(loop().RemoveHandler(fd).ok());
 }
 
 TEST_F(CoroTest, WaitOnAnFdWithAHandlerFailsAtOnce) {
   const int fd = fake_.Fd(1);
-  ASSERT_TRUE(loop().AddHandler(fd, [](int, EventMask) {}, kRead).ok());
-  auto body = [](int fd) -> Task<absl::StatusOr<EventMask>> { co_return co_await WaitWritable(fd); };
+  ASSERT_TRUE(loop()
+                  .AddHandler(
+                      fd, [](int, EventMask) {}, kRead)
+                  .ok());
+  auto body = [](int fd) -> Task<absl::StatusOr<EventMask>> {
+    co_return co_await WaitWritable(fd);
+  };
   absl::StatusOr<EventMask> events = RunSync(loop(), body(fd));
   EXPECT_EQ(events.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_TRUE(loop().RemoveHandler(fd).ok());  // Still the original handler.
@@ -409,7 +419,11 @@ TEST_F(CoroTest, WithTimeoutCancelsAWaitReadable) {
     co_return false;
   };
   EXPECT_TRUE(RunSync(loop(), outer(fd, +inner)));
-  EXPECT_TRUE(loop().AddHandler(fd, [](int, EventMask) {}, kRead).ok()) << "handler left behind";
+  EXPECT_TRUE(loop()
+                  .AddHandler(
+                      fd, [](int, EventMask) {}, kRead)
+                  .ok())
+      << "handler left behind";
   EXPECT_TRUE(loop().RemoveHandler(fd).ok());
   EXPECT_GE(fcntl(fd, F_GETFD), 0) << "the fd was closed";
 }
@@ -428,6 +442,22 @@ TEST_F(CoroTest, SleepAllocatesNothingInSteadyState) {
   };
   FrameStats delta = RunSync(loop(), outer(+body));
   EXPECT_EQ(delta.fresh, 0u);
+}
+
+// Spawn is thread-safe: the frame is made on one thread, runs and ends on the loop's.
+TEST(CoroThreadTest, SpawnFromAnotherThread) {
+  IOLoop loop;
+  std::atomic<bool> ran{false};
+  std::thread spawner([&loop, &ran] {
+    Spawn(loop, [](IOLoop* loop, std::atomic<bool>* ran) -> Task<> {
+      co_await Yield();
+      ran->store(true);
+      loop->Stop();
+    }(&loop, &ran));
+  });
+  loop.Start();
+  spawner.join();
+  EXPECT_TRUE(ran.load());
 }
 
 }  // namespace

@@ -67,8 +67,8 @@ class ReadAwaiter {
   ReadAwaiter& operator=(const ReadAwaiter&) = delete;
   ~ReadAwaiter() {
     if (completion_.Pending()) {
-      stream_->Close(absl::CancelledError(absl::StrCat(
-          "IOStream fd ", stream_->fd(), ": the task awaiting a read was destroyed")));
+      stream_->Close(absl::CancelledError(
+          absl::StrCat("IOStream fd ", stream_->fd(), ": the task awaiting a read was destroyed")));
     }
   }
   bool await_ready() const noexcept { return false; }
@@ -109,8 +109,8 @@ class StreamingReadAwaiter {
   StreamingReadAwaiter& operator=(const StreamingReadAwaiter&) = delete;
   ~StreamingReadAwaiter() {
     if (completion_.Pending()) {
-      stream_->Close(absl::CancelledError(absl::StrCat(
-          "IOStream fd ", stream_->fd(), ": the task awaiting a read was destroyed")));
+      stream_->Close(absl::CancelledError(
+          absl::StrCat("IOStream fd ", stream_->fd(), ": the task awaiting a read was destroyed")));
     }
   }
   bool await_ready() const noexcept { return false; }

@@ -72,14 +72,15 @@ TEST_P(CoroStreamTest, EveryReadForm) {
     got.push_back(show(co_await ReadBytes(*s, 100, /*partial=*/true)));
     EXPECT_TRUE(net_testing::WriteAll(peer, "wxyz1234"));
     std::string chunks;
-    absl::Status done =
-        co_await ReadBytes(*s, 4, [&chunks](absl::string_view c) { chunks.append(c.data(), c.size()); });
+    absl::Status done = co_await ReadBytes(
+        *s, 4, [&chunks](absl::string_view c) { chunks.append(c.data(), c.size()); });
     got.push_back(done.ok() ? chunks : done.ToString());
     got.push_back(show(co_await ReadUntil(*s, "3")));
     EXPECT_TRUE(net_testing::WriteAll(peer, "tail"));
     shutdown(peer, SHUT_WR);
     std::string rest;
-    done = co_await ReadUntilClose(*s, [&rest](absl::string_view c) { rest.append(c.data(), c.size()); });
+    done = co_await ReadUntilClose(
+        *s, [&rest](absl::string_view c) { rest.append(c.data(), c.size()); });
     got.push_back(done.ok() ? rest : done.ToString());
     co_return got;
   };
@@ -190,8 +191,7 @@ TEST_P(CoroStreamTest, CloseDestroysATaskThatOwnsAStreamAndAwaitsARead) {
   close(peer);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, CoroStreamTest,
-                         ::testing::ValuesIn(net_testing::Backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, CoroStreamTest, ::testing::ValuesIn(net_testing::Backends()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

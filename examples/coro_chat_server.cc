@@ -20,8 +20,8 @@ IOStream::Options StreamOptions(const ChatServerOptions& options) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<CoroChatServer>> CoroChatServer::Listen(
-    IOLoop* loop, ChatServerOptions options) {
+absl::StatusOr<std::unique_ptr<CoroChatServer>> CoroChatServer::Listen(IOLoop* loop,
+                                                                       ChatServerOptions options) {
   std::unique_ptr<CoroChatServer> server(new CoroChatServer(loop, options));
   if (absl::Status s = server->server_.Listen(options.port, options.host); !s.ok()) return s;
   return server;
@@ -44,8 +44,7 @@ CoroChatServer::~CoroChatServer() {
   for (auto& [id, client] : room_->clients) client->stream->Close();
 }
 
-coro::Task<> CoroChatServer::Session(std::unique_ptr<IOStream> stream,
-                                     std::shared_ptr<Room> room) {
+coro::Task<> CoroChatServer::Session(std::unique_ptr<IOStream> stream, std::shared_ptr<Room> room) {
   IOStream& s = *stream;
   const uint64_t id = room->next_id++;
   Client me{absl::StrCat("guest", id), &s};

@@ -18,8 +18,8 @@ coro::Task<absl::StatusOr<std::string>> ReadSome(IOStream& stream, size_t max) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<CoroEchoServer>> CoroEchoServer::Listen(
-    IOLoop* loop, EchoServerOptions options) {
+absl::StatusOr<std::unique_ptr<CoroEchoServer>> CoroEchoServer::Listen(IOLoop* loop,
+                                                                       EchoServerOptions options) {
   std::unique_ptr<CoroEchoServer> server(new CoroEchoServer(loop, options));
   absl::StatusOr<std::vector<int>> fds = BindSockets(options.port, options.host, options.backlog);
   if (!fds.ok()) return fds.status();
@@ -29,8 +29,7 @@ absl::StatusOr<std::unique_ptr<CoroEchoServer>> CoroEchoServer::Listen(
 
 CoroEchoServer::CoroEchoServer(IOLoop* loop, EchoServerOptions options)
     : state_(std::make_shared<State>(State{std::move(options), {}, {}})),
-      server_(loop, [loop, state = state_](std::unique_ptr<IOStream> stream,
-                                           const SocketAddress&) {
+      server_(loop, [loop, state = state_](std::unique_ptr<IOStream> stream, const SocketAddress&) {
         coro::Spawn(*loop, Serve(std::move(stream), state));
       }) {}
 
@@ -40,8 +39,7 @@ CoroEchoServer::~CoroEchoServer() {
   for (IOStream* stream : state_->streams) stream->Close();
 }
 
-coro::Task<> CoroEchoServer::Serve(std::unique_ptr<IOStream> stream,
-                                   std::shared_ptr<State> state) {
+coro::Task<> CoroEchoServer::Serve(std::unique_ptr<IOStream> stream, std::shared_ptr<State> state) {
   IOStream& s = *stream;
   ++state->stats.accepted;
   ++state->stats.open_connections;

@@ -62,11 +62,12 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   loop.Start();
   const auto& stats = (*server)->stats();
-  std::printf("coro_echo_server: stopped after %llu connections, %llu bytes echoed, %llu dropped "
-              "idle\n",
-              static_cast<unsigned long long>(stats.accepted),
-              static_cast<unsigned long long>(stats.bytes_echoed),
-              static_cast<unsigned long long>(stats.dropped_idle));
+  std::printf(
+      "coro_echo_server: stopped after %llu connections, %llu bytes echoed, %llu dropped "
+      "idle\n",
+      static_cast<unsigned long long>(stats.accepted),
+      static_cast<unsigned long long>(stats.bytes_echoed),
+      static_cast<unsigned long long>(stats.dropped_idle));
   server->reset();
   return 0;
 }

@@ -106,8 +106,7 @@ TEST_P(CoroEchoServerTest, DestroyingTheServerClosesConnections) {
   EXPECT_TRUE(coro::RunSync(loop(), eof(client.get()), absl::Seconds(20)).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, CoroEchoServerTest,
-                         ::testing::ValuesIn(net_testing::Backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, CoroEchoServerTest, ::testing::ValuesIn(net_testing::Backends()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

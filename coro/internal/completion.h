@@ -20,9 +20,9 @@ namespace ioloop::coro::coro_internal {
 
 template <typename R>
 struct Completion {
-  int refs = 2;         // The awaiter's CompletionHolder and the callback.
-  bool waiting = true;  // The awaiter is alive and has not been resumed.
-  bool fired = false;   // The callback was called.
+  int refs = 2;          // The awaiter's CompletionHolder and the callback.
+  bool waiting = true;   // The awaiter is alive and has not been resumed.
+  bool fired = false;    // The callback was called.
   bool dropped = false;  // The callback was destroyed without being called.
   RootState* root = nullptr;
   std::coroutine_handle<> resume;

@@ -55,9 +55,9 @@ RootState*& CurrentRoot();
 // CurrentLoop: the loop of the task calling it; a check failure outside a task.
 inline IOLoop& CurrentLoop(const char* what) {
   RootState* root = CurrentRoot();
-  IOLOOP_CHECK(root != nullptr,
-               absl::StrCat(what, " awaited outside a task started by coro::Spawn() or "
-                                  "coro::RunSync()"));
+  IOLOOP_CHECK(root != nullptr, absl::StrCat(what,
+                                             " awaited outside a task started by coro::Spawn() or "
+                                             "coro::RunSync()"));
   return *root->loop;
 }
 
