@@ -1,4 +1,5 @@
-// Mutex: std::mutex with Clang thread-safety annotations.
+// Mutex and CondVar: std::mutex and a condition variable with Clang thread-safety
+// annotations.
 //
 // ABSL_GUARDED_BY on members is only checked when the lock type is annotated;
 // std::mutex is not, and Debian's absl::Mutex is not built for ThreadSanitizer (it
@@ -13,6 +14,8 @@
 #ifndef IOLOOP_BASE_MUTEX_H_
 #define IOLOOP_BASE_MUTEX_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
@@ -46,6 +49,35 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
 
  private:
   Mutex& mu_;
+};
+
+// CondVar waits for a condition guarded by a Mutex (std::condition_variable_any
+// underneath, so TSan sees standard primitives). Thread-safe.
+class CondVar {
+ public:
+  CondVar() = default;
+  CondVar(const CondVar&) = delete;
+  CondVar& operator=(const CondVar&) = delete;
+
+  // WaitFor() releases `mu`, waits until signalled, `timeout` passes or a spurious
+  // wake-up, and takes `mu` again before returning. Callers re-check their condition.
+  void WaitFor(Mutex& mu, std::chrono::nanoseconds timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    Unlocker unlocker{mu};
+    cv_.wait_for(unlocker, timeout);
+  }
+  // Signal() wakes one waiter; SignalAll() wakes every waiter.
+  void Signal() { cv_.notify_one(); }
+  void SignalAll() { cv_.notify_all(); }
+
+ private:
+  // The BasicLockable view of a Mutex the condition variable needs: it unlocks and
+  // relocks a Mutex the caller holds, which the analysis cannot follow.
+  struct Unlocker {
+    Mutex& mu;
+    void lock() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.Lock(); }
+    void unlock() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu.Unlock(); }
+  };
+  std::condition_variable_any cv_;
 };
 
 }  // namespace ioloop

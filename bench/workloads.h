@@ -134,18 +134,16 @@ class TimerStorm {
   TimerStorm(Loop& loop, size_t n, size_t slots) : loop_(loop), n_(n) { loop_.InitTimers(slots); }
 
   // W2 (a): n distinct deadlines already due. (b): random deadlines in the next 50 ms.
-  // Schedules all, runs until all fired; verifies each fired exactly once.
+  // Schedules all from one callback on the running loop (where servers schedule
+  // timers, and where loops that cache the time count from the iteration's reading),
+  // runs until all fired; verifies each fired exactly once.
   void ScheduleAndFire(bool already_due, uint64_t seed) {
     fired_ = 0;
     flags_.assign(n_, 0);
-    std::mt19937_64 rng(seed);
+    already_due_ = already_due;
+    seed_ = seed;
     args_.resize(n_);
-    for (size_t i = 0; i < n_; ++i) {
-      const int64_t delay =
-          already_due ? -static_cast<int64_t>(n_ - i) : static_cast<int64_t>(rng() % 50000000);
-      args_[i] = {this, i};
-      loop_.StartTimer(i, delay, &Fired, &args_[i]);
-    }
+    loop_.Post(&ScheduleAll, this);
     loop_.Run();
     if (fired_ != n_) Fail("W2: not every timer fired");
     for (uint8_t f : flags_) {
@@ -154,12 +152,10 @@ class TimerStorm {
   }
 
   // W3: n timeouts 60 s out, each removed right after it is added (one timer object
-  // reused, the network-timeout pattern).
+  // reused, the network-timeout pattern), from a callback on the running loop.
   void AddRemoveChurn() {
-    for (size_t i = 0; i < n_; ++i) {
-      loop_.StartTimer(0, 60'000'000'000LL, &NeverFires, this);
-      loop_.CancelTimer(0);
-    }
+    loop_.Post(&Churn, this);
+    loop_.Run();
     loop_.PollOnce();  // Any cancelled timer that fired anyway would abort here.
   }
 
@@ -174,10 +170,30 @@ class TimerStorm {
     if (++a->self->fired_ == a->self->n_) a->self->loop_.Stop();
   }
   static void NeverFires(void*) { Fail("W3: a cancelled timer fired"); }
+  static void ScheduleAll(void* p) {
+    TimerStorm* self = static_cast<TimerStorm*>(p);
+    std::mt19937_64 rng(self->seed_);
+    for (size_t i = 0; i < self->n_; ++i) {
+      const int64_t delay = self->already_due_ ? -static_cast<int64_t>(self->n_ - i)
+                                               : static_cast<int64_t>(rng() % 50000000);
+      self->args_[i] = {self, i};
+      self->loop_.StartTimer(i, delay, &Fired, &self->args_[i]);
+    }
+  }
+  static void Churn(void* p) {
+    TimerStorm* self = static_cast<TimerStorm*>(p);
+    for (size_t i = 0; i < self->n_; ++i) {
+      self->loop_.StartTimer(0, 60'000'000'000LL, &NeverFires, self);
+      self->loop_.CancelTimer(0);
+    }
+    self->loop_.Stop();
+  }
 
   Loop& loop_;
   const size_t n_;
   size_t fired_ = 0;
+  bool already_due_ = false;
+  uint64_t seed_ = 0;
   std::vector<uint8_t> flags_;
   std::vector<Arg> args_;
 };

@@ -23,8 +23,7 @@ absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::Listen(IOLoop* loop,
 }
 
 ChatServer::ChatServer(IOLoop* loop, ChatServerOptions options)
-    : loop_(loop),
-      options_(std::move(options)),
+    : options_(std::move(options)),
       server_(
           loop,
           [this](std::unique_ptr<IOStream> stream, const SocketAddress&) {

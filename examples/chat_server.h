@@ -63,7 +63,6 @@ class ChatServer {
   void Send(Client* c, absl::string_view text);
   void Broadcast(const Client* from, absl::string_view text);
 
-  [[maybe_unused]] IOLoop* const loop_;  // Not read (clang: -Wunused-private-field).
   const ChatServerOptions options_;
   TCPServer server_;
   std::map<uint64_t, std::unique_ptr<Client>> clients_;  // By id: join order.

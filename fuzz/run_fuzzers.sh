@@ -29,7 +29,7 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 absl_libs=(-labsl_status -labsl_statusor -labsl_strings -labsl_str_format_internal -labsl_time
            -labsl_time_zone -labsl_civil_time -labsl_symbolize -labsl_raw_logging_internal -labsl_int128
            -labsl_hash -labsl_raw_hash_set -pthread)
-base_sources=(base/check.cc base/errno_status.cc)
+base_sources=(base/check.cc base/errno_status.cc base/recycling_allocator.cc)
 loop_sources=(ioloop/io_loop.cc ioloop/stack_context.cc ioloop/internal/blocking_watchdog.cc
               timers/clock.cc timers/timer_heap.cc waker/eventfd_waker.cc waker/pipe_waker.cc
               waker/default_waker.cc testing/fake_clock.cc testing/fake_poller.cc)

@@ -75,8 +75,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     peak = std::max(peak, model.size());
-    IOLOOP_FUZZ_CHECK(heap.Size() == model.size());
-    IOLOOP_FUZZ_CHECK(heap.SlotCapacity() <= 2 * peak + 64);
+    IOLOOP_FUZZ_CHECK(heap.size() == model.size());
+    IOLOOP_FUZZ_CHECK(heap.SlotCapacityForTesting() <= 2 * peak + 64);
     if (dead.size() > 256) dead.erase(dead.begin(), dead.begin() + 128);
   }
   return 0;

@@ -16,7 +16,7 @@
 #include "base/errno_status.h"
 #include "ioloop/internal/blocking_watchdog.h"
 #include "ioloop/internal/signal_queue.h"
-#include "waker/waker.h"
+#include "waker/default_waker.h"
 
 namespace ioloop {
 namespace {
@@ -28,7 +28,7 @@ constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr int kDenseFdLimit = 1 << 20;
 
 std::atomic<IOLoop*> g_instance{nullptr};
-std::mutex g_instance_mu;
+Mutex g_instance_mu;
 
 void LogToStderr(absl::string_view message) {
   std::fprintf(stderr, "ioloop: %.*s\n", static_cast<int>(message.size()), message.data());
@@ -156,7 +156,7 @@ IOLoop::~IOLoop() {
 
 IOLoop& IOLoop::Instance() {
   if (IOLoop* loop = g_instance.load(std::memory_order_acquire)) return *loop;
-  std::lock_guard<std::mutex> lock(g_instance_mu);
+  MutexLock lock(g_instance_mu);
   if (IOLoop* loop = g_instance.load(std::memory_order_acquire)) return *loop;
   IOLoop* loop = new IOLoop();  // Process-wide; never destroyed.
   g_instance.store(loop, std::memory_order_release);
@@ -166,7 +166,7 @@ IOLoop& IOLoop::Instance() {
 bool IOLoop::Initialized() { return g_instance.load(std::memory_order_acquire) != nullptr; }
 
 void IOLoop::Install() {
-  std::lock_guard<std::mutex> lock(g_instance_mu);
+  MutexLock lock(g_instance_mu);
   g_instance.store(this, std::memory_order_release);
 }
 
@@ -174,7 +174,7 @@ bool IOLoop::IsInLoopThread() const {
   return owner_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
 }
 
-void IOLoop::CheckLoopThread(const char* method) const {
+void IOLoop::CheckLoopThreadSlow(const char* method) const {
   IOLOOP_DCHECK(!running_.load(std::memory_order_relaxed) || IsInLoopThread(),
                 absl::StrCat("IOLoop::", method,
                              " called from a thread other than the loop thread while the "
@@ -193,10 +193,24 @@ LoopMetrics IOLoop::Metrics() const {
   return m;
 }
 
+// RunGuarded() runs one piece of user work: inline, so that the common case (no stack
+// context, nothing thrown) costs a branch; the catch is out of line.
+template <typename F>
+inline void IOLoop::RunGuarded(const StackContext& context, F&& f, bool from_handler) {
+  try {
+    if (ABSL_PREDICT_TRUE(context.empty())) {
+      f();
+    } else {
+      context.Run(f);
+    }
+  } catch (...) {
+    ReportException(std::current_exception(), from_handler);
+  }
+}
+
 // --- Handlers ---------------------------------------------------------------------
 
-IOLoop::FdSlot* IOLoop::FindSlot(int fd) {
-  if (static_cast<unsigned>(fd) < fds_.size()) return &fds_[fd];
+IOLoop::FdSlot* IOLoop::FindSparseSlot(int fd) {
   if (ABSL_PREDICT_TRUE(sparse_fds_.empty())) return nullptr;
   auto it = sparse_fds_.find(fd);
   return it == sparse_fds_.end() ? nullptr : &it->second;
@@ -219,6 +233,10 @@ void IOLoop::EraseSlot(int fd) {
 }
 
 absl::Status IOLoop::AddHandler(int fd, Handler handler, EventMask events) {
+  return AddHandlerEntry(fd, HandlerFunction(std::move(handler)), events);
+}
+
+absl::Status IOLoop::AddHandlerEntry(int fd, HandlerFunction&& handler, EventMask events) {
   CheckLoopThread("AddHandler");
   if (closed_) {
     return absl::FailedPreconditionError(
@@ -268,14 +286,7 @@ absl::Status IOLoop::RemoveHandler(int fd) {
 
 void IOLoop::AddCallback(Callback callback) {
   if (StackContext::Active()) callback = Wrap(std::move(callback));
-  bool wake;
-  {
-    MutexLock lock(callbacks_mu_);
-    callbacks_.push_back(std::move(callback));
-    wake = polling_ && !wake_pending_;
-    wake_pending_ = wake_pending_ || wake;
-  }
-  if (wake) Wake();
+  Post(QueuedCallback(std::move(callback)));
 }
 
 void IOLoop::Wake() {
@@ -304,11 +315,14 @@ void IOLoop::RunCallbacks() {
     polling_ = false;
     wake_pending_ = false;
   }
-  for (Callback& callback : running_callbacks_) {
-    RunGuarded(StackContext(), callback, /*from_handler=*/false);
-    callback = nullptr;  // Destroyed right after it ran, before the next one runs.
-    Bump(callbacks_run_);
+  const StackContext none;
+  for (QueuedCallback& callback : running_callbacks_) {
+    RunGuarded(none, callback, /*from_handler=*/false);
+    // Destroyed right after it ran, before the next one runs.
+    if (!callback.ResetIfTrivial()) callback = nullptr;
   }
+  callbacks_run_.store(callbacks_run_.load(std::memory_order_relaxed) + running_callbacks_.size(),
+                       std::memory_order_relaxed);
   running_callbacks_.clear();
 
   if (signal_wake_pending_.exchange(false, std::memory_order_acq_rel)) {
@@ -329,8 +343,7 @@ void IOLoop::RunCallbacks() {
 
 // --- Timeouts -----------------------------------------------------------------------
 
-int64_t IOLoop::CachedNowNanos() {
-  if (now_valid_) return now_ns_;
+int64_t IOLoop::ReadNowNanos() {
   now_ns_ = clock_->NowNanos();
   // Outside an iteration nothing would refresh it: read the clock every time then.
   now_valid_ = running_.load(std::memory_order_relaxed);
@@ -350,7 +363,16 @@ TimeoutHandle IOLoop::AddTimeout(absl::Time deadline, Callback callback) {
 
 TimeoutHandle IOLoop::AddTimeout(absl::Duration delay, Callback callback) {
   CheckLoopThread("AddTimeout");
+  return AddTimeoutNanos(DeadlineAfter(delay), std::move(callback));
+}
+
+int64_t IOLoop::DeadlineAfterSlow(absl::Duration delay) {
   const int64_t delta = SaturatingNanos(delay);
+  if (delta != std::numeric_limits<int64_t>::max() &&
+      delta != std::numeric_limits<int64_t>::min()) {
+    last_delay_ = delay;  // Exactly representable: remember it for DeadlineAfter().
+    last_delay_ns_ = delta;
+  }
   // A delay beyond the int64 range (infinities included) is "never" or "at once",
   // wherever the clock stands (a fake clock may read before the epoch).
   int64_t deadline;
@@ -361,7 +383,7 @@ TimeoutHandle IOLoop::AddTimeout(absl::Duration delay, Callback callback) {
   } else {
     deadline = SaturatingAdd(CachedNowNanos(), delta);
   }
-  return AddTimeoutNanos(deadline, std::move(callback));
+  return deadline;
 }
 
 TimeoutHandle IOLoop::AddTimeoutNanos(int64_t deadline_ns, Callback&& callback) {
@@ -369,13 +391,8 @@ TimeoutHandle IOLoop::AddTimeoutNanos(int64_t deadline_ns, Callback&& callback) 
   return timers_.AddNanos(deadline_ns, std::move(callback));
 }
 
-void IOLoop::RemoveTimeout(TimeoutHandle handle) {
-  CheckLoopThread("RemoveTimeout");
-  timers_.Cancel(handle);
-}
-
 void IOLoop::RunDueTimeouts() {
-  if (timers_.Empty()) return;
+  if (timers_.empty()) return;
   now_ns_ = clock_->NowNanos();
   now_valid_ = true;
   if (!timers_.TakeDueNanos(now_ns_)) return;
@@ -476,6 +493,7 @@ void IOLoop::PollAndDispatch(absl::Duration max_wait) {
 }
 
 void IOLoop::Dispatch(uint64_t registrations_before_poll) {
+  uint64_t dispatched = 0;
   for (const PollEvent& event : ready_) {
     if (event.fd == waker_fd_) {
       waker_->Consume();
@@ -494,22 +512,11 @@ void IOLoop::Dispatch(uint64_t registrations_before_poll) {
         entry->context, [entry, &event] { entry->handler(event.fd, event.events); },
         /*from_handler=*/true);
     dispatching_ = nullptr;
-    Bump(events_dispatched_);
+    ++dispatched;
     if (ABSL_PREDICT_FALSE(retired_ != nullptr)) retired_.reset();
   }
-}
-
-template <typename F>
-void IOLoop::RunGuarded(const StackContext& context, F&& f, bool from_handler) {
-  try {
-    if (ABSL_PREDICT_TRUE(context.empty())) {
-      f();
-    } else {
-      context.Run(f);
-    }
-  } catch (...) {
-    ReportException(std::current_exception(), from_handler);
-  }
+  events_dispatched_.store(events_dispatched_.load(std::memory_order_relaxed) + dispatched,
+                           std::memory_order_relaxed);
 }
 
 void IOLoop::ReportException(std::exception_ptr error, bool from_handler) {
@@ -571,16 +578,16 @@ absl::Status IOLoop::Teardown(bool close_fds) {
       }
       for (auto& [fd, entry] : doomed) entry.reset();
     }
-    if (!timers_.Empty()) {
+    if (!timers_.empty()) {
       destroyed_any = true;
       timers_.Clear();
     }
-    std::vector<Callback> callbacks;
+    std::vector<QueuedCallback> callbacks;
     {
       MutexLock lock(callbacks_mu_);
       callbacks.swap(callbacks_);
     }
-    for (Callback& callback : callbacks) {
+    for (QueuedCallback& callback : callbacks) {
       destroyed_any = true;
       callback = nullptr;
     }

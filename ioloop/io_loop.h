@@ -33,8 +33,8 @@
 // timers/clock.h). AddTimeout(delay) counts `delay` from the loop's cached time, read
 // at most once per phase of an iteration: the first AddTimeout(delay) after the loop
 // returns from polling reads the clock, later ones in the same batch reuse that
-// reading, and the timeout phase reads it again (libuv's loop time works the same
-// way; Tornado read the clock per call). So a timeout never fires before `delay` has
+// reading, and the timeout phase reads it again (a per-iteration loop time; see
+// docs/ioloop.md for how this differs from Tornado). So a timeout never fires before `delay` has
 // passed since that reading, and a handler that runs long before adding a timeout can
 // see it fire early by up to the time it ran: call UpdateTime() first when that
 // matters. A timeout fires late by at most the poller's resolution (1 ms for epoll and
@@ -66,13 +66,18 @@
 #define IOLOOP_IOLOOP_IO_LOOP_H_
 
 #include <atomic>
+#include <concepts>
 #include <cstdint>
 #include <exception>
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
@@ -82,11 +87,13 @@
 #include "absl/time/time.h"
 #include "backends/events.h"
 #include "backends/poller.h"
+#include "base/inline_function.h"
 #include "base/mutex.h"
+#include "base/recycling_allocator.h"
 #include "ioloop/stack_context.h"
 #include "timers/clock.h"
 #include "timers/timer_heap.h"
-#include "waker/waker_interface.h"
+#include "waker/waker.h"
 
 namespace ioloop {
 
@@ -99,6 +106,19 @@ class SignalQueue;
 // Handler receives the fd and the events found ready on it.
 using Handler = absl::AnyInvocable<void(int fd, EventMask events)>;
 using Callback = absl::AnyInvocable<void()>;
+
+namespace ioloop_internal {
+// CallbackLike / HandlerLike: a callable the loop can store directly, without first
+// converting it to Callback or Handler (whose overloads take those types).
+template <typename F>
+concept CallbackLike =
+    !std::same_as<std::decay_t<F>, Callback> && !std::same_as<std::decay_t<F>, std::nullptr_t> &&
+    std::move_constructible<std::decay_t<F>> && std::invocable<std::decay_t<F>&>;
+template <typename F>
+concept HandlerLike =
+    !std::same_as<std::decay_t<F>, Handler> && !std::same_as<std::decay_t<F>, std::nullptr_t> &&
+    std::move_constructible<std::decay_t<F>> && std::invocable<std::decay_t<F>&, int, EventMask>;
+}  // namespace ioloop_internal
 
 // TimeoutHandle names a timeout for RemoveTimeout(). Default-constructed: none.
 using TimeoutHandle = TimerHeap::Handle;
@@ -122,10 +142,10 @@ struct BlockingReport {
 using BlockingAction = absl::AnyInvocable<void(const BlockingReport&)>;
 
 // LoopMetrics: counters for a monitoring system, since the loop was made. Cheap
-// enough to leave on: each is a plain store on the loop's thread; idle_time costs
-// two coarse clock reads per poll (Clock::CoarseNowNanos(): a few nanoseconds on
-// Linux, a tick of 1-4 ms, so it is an unbiased estimate over many polls rather than
-// exact per poll).
+// enough to leave on: each is a plain store on the loop's thread, made once per batch;
+// idle_time costs two coarse clock reads per poll (Clock::CoarseNowNanos(), whose
+// resolution is one kernel tick, so it is an unbiased estimate over many polls rather
+// than exact per poll).
 struct LoopMetrics {
   uint64_t iterations = 0;                // Times the loop went round.
   uint64_t events_dispatched = 0;         // Handler calls.
@@ -144,7 +164,7 @@ class IOLoop {
     std::unique_ptr<Poller> poller;
     // The time source; not owned, must outlive the loop. Default: RealClock().
     Clock* clock = nullptr;
-    // The cross-thread wake-up. Default: NewDefaultWaker() (waker/waker.h).
+    // The cross-thread wake-up. Default: NewDefaultWaker() (waker/default_waker.h).
     std::unique_ptr<Waker> waker;
     // Where the loop logs. Default: one line per message on stderr.
     LogHandler log_handler;
@@ -181,6 +201,12 @@ class IOLoop {
   // FailedPrecondition after Close(). The handler carries the stack context active
   // now. Loop thread.
   absl::Status AddHandler(int fd, Handler handler, EventMask events);
+  // AddHandler() for any callable: the same, storing it without converting it to a
+  // Handler first (no allocation for callables of up to kInlineCallableSize bytes).
+  template <ioloop_internal::HandlerLike F>
+  absl::Status AddHandler(int fd, F&& handler, EventMask events) {
+    return AddHandlerEntry(fd, HandlerFunction(std::forward<F>(handler)), events);
+  }
 
   // UpdateHandler() changes the events `fd` is watched for. NotFound without a
   // handler. Loop thread.
@@ -199,6 +225,16 @@ class IOLoop {
   // Thread-safe. Wakes the loop only when it is asleep in poll (or about to be) and no
   // wake-up is already on its way: a post to a busy loop costs no system call.
   void AddCallback(Callback callback);
+  // AddCallback() for any callable: the same, storing it without converting it to a
+  // Callback first (no allocation for callables of up to kInlineCallableSize bytes).
+  template <ioloop_internal::CallbackLike F>
+  void AddCallback(F&& callback) {
+    if (ABSL_PREDICT_FALSE(StackContext::Active())) {
+      AddCallbackInContext(std::forward<F>(callback));
+      return;
+    }
+    Post(std::forward<F>(callback));
+  }
 
   // AddCallbackFromSignal() is AddCallback() for signal handlers: async-signal-safe,
   // never blocks, locks or allocates, given a callback that fits AnyInvocable's inline
@@ -213,11 +249,31 @@ class IOLoop {
   // InfinitePast() is already due. Loop thread.
   TimeoutHandle AddTimeout(absl::Time deadline, Callback callback);
   TimeoutHandle AddTimeout(absl::Duration delay, Callback callback);
+  // AddTimeout() for any callable: the same, storing it without converting it to a
+  // Callback first (no allocation for callables of up to TimerHeap::kInlineCallbackSize
+  // bytes; larger ones take a recycled block).
+  template <ioloop_internal::CallbackLike F>
+  TimeoutHandle AddTimeout(absl::Time deadline, F&& callback) {
+    CheckLoopThread("AddTimeout");
+    return EmplaceTimeout(absl::ToUnixNanos(deadline), std::forward<F>(callback));
+  }
+  template <ioloop_internal::CallbackLike F>
+  TimeoutHandle AddTimeout(absl::Duration delay, F&& callback) {
+    CheckLoopThread("AddTimeout");
+    return EmplaceTimeout(DeadlineAfter(delay), std::forward<F>(callback));
+  }
+
+  // kInlineCallableSize: callbacks and handlers up to this size are stored inside the
+  // loop's own records (AddTimeout: TimerHeap::kInlineCallbackSize).
+  static constexpr size_t kInlineCallableSize = 48;
 
   // RemoveTimeout() cancels a timeout and destroys its callback at once; a no-op for a
   // timeout that fired or was removed, a null handle, or a handle of another loop.
   // Loop thread.
-  void RemoveTimeout(TimeoutHandle handle);
+  void RemoveTimeout(TimeoutHandle handle) {
+    CheckLoopThread("RemoveTimeout");
+    timers_.Cancel(handle);
+  }
 
   // Time() reads the loop's clock now.
   absl::Time Time() const { return clock_->Now(); }
@@ -291,9 +347,15 @@ class IOLoop {
   void Log(absl::string_view message);
 
  private:
+  using QueuedCallback = base::InlineFunction<void(), kInlineCallableSize>;
+  using HandlerFunction = base::InlineFunction<void(int, EventMask), kInlineCallableSize>;
   struct HandlerEntry {
-    Handler handler;
+    HandlerFunction handler;
     StackContext context;
+    static void* operator new(size_t size) { return base::RecyclingAllocator::Allocate(size); }
+    static void operator delete(void* p, size_t size) {
+      base::RecyclingAllocator::Deallocate(p, size);
+    }
   };
   // One fd's registration: the handler and the registration's number, which orders
   // it against collected events (an event collected before a registration was made is
@@ -311,11 +373,68 @@ class IOLoop {
   IOLoop(Options options, Unchecked);
   absl::Status Init();
   // CheckLoopThread() is the debug check of loop-thread-only calls.
-  void CheckLoopThread(const char* method) const;
-  FdSlot* FindSlot(int fd);
+  void CheckLoopThread(const char* method) const {
+#ifndef NDEBUG
+    CheckLoopThreadSlow(method);
+#else
+    (void)method;
+#endif
+  }
+  void CheckLoopThreadSlow(const char* method) const;
+  absl::Status AddHandlerEntry(int fd, HandlerFunction&& handler, EventMask events);
+  // Post() queues a callable for the next iteration (constructed in place, under the
+  // lock) and wakes the loop if it sleeps in poll.
+  template <typename F>
+  void Post(F&& callback) {
+    bool wake;
+    {
+      MutexLock lock(callbacks_mu_);
+      callbacks_.emplace_back(std::forward<F>(callback));
+      wake = polling_ && !wake_pending_;
+      wake_pending_ = wake_pending_ || wake;
+    }
+    if (ABSL_PREDICT_FALSE(wake)) Wake();
+  }
+  template <typename F>
+  ABSL_ATTRIBUTE_NOINLINE void AddCallbackInContext(F&& callback) {
+    AddCallback(Callback(std::forward<F>(callback)));
+  }
+  // DeadlineAfter() is the deadline `delay` after the cached time, saturating. The
+  // last delay's conversion to nanoseconds is remembered: a server re-arms the same
+  // idle timeout over and over.
+  int64_t DeadlineAfter(absl::Duration delay) {
+    int64_t deadline;
+    if (ABSL_PREDICT_TRUE(delay == last_delay_) &&
+        !__builtin_add_overflow(CachedNowNanos(), last_delay_ns_, &deadline)) {
+      return deadline;
+    }
+    return DeadlineAfterSlow(delay);
+  }
+  int64_t DeadlineAfterSlow(absl::Duration delay);
+  template <typename F>
+  TimeoutHandle EmplaceTimeout(int64_t deadline_ns, F&& callback) {
+    if (ABSL_PREDICT_FALSE(StackContext::Active())) {
+      return EmplaceTimeoutInContext(deadline_ns, std::forward<F>(callback));
+    }
+    return timers_.Emplace(deadline_ns, std::forward<F>(callback));
+  }
+  // Out of line, so that the common path keeps no Callback on its stack.
+  template <typename F>
+  ABSL_ATTRIBUTE_NOINLINE TimeoutHandle EmplaceTimeoutInContext(int64_t deadline_ns, F&& callback) {
+    return AddTimeoutNanos(deadline_ns, Callback(std::forward<F>(callback)));
+  }
+  FdSlot* FindSlot(int fd) {
+    if (ABSL_PREDICT_TRUE(static_cast<unsigned>(fd) < fds_.size())) return &fds_[fd];
+    return FindSparseSlot(fd);
+  }
+  FdSlot* FindSparseSlot(int fd);
   FdSlot& SlotFor(int fd);
   void EraseSlot(int fd);
-  int64_t CachedNowNanos();
+  int64_t CachedNowNanos() {
+    if (ABSL_PREDICT_TRUE(now_valid_)) return now_ns_;
+    return ReadNowNanos();
+  }
+  int64_t ReadNowNanos();
   TimeoutHandle AddTimeoutNanos(int64_t deadline_ns, Callback&& callback);
   void RunCallbacks();
   void RunDueTimeouts();
@@ -324,7 +443,8 @@ class IOLoop {
   void Dispatch(uint64_t registrations_before_poll);
   void Wake();
   template <typename F>
-  void RunGuarded(const StackContext& context, F&& f, bool from_handler);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void RunGuarded(const StackContext& context, F&& f,
+                                               bool from_handler);
   void ReportException(std::exception_ptr error, bool from_handler);
   // Teardown() destroys every pending handler, timeout and callback, repeating until
   // their destructors add no more. Idempotent.
@@ -345,19 +465,21 @@ class IOLoop {
   absl::flat_hash_map<int, FdSlot> sparse_fds_;  // fds at or above it.
   size_t handler_count_ = 0;
   std::vector<PollEvent> ready_;
-  std::vector<Callback> running_callbacks_;
+  std::vector<QueuedCallback> running_callbacks_;
   HandlerEntry* dispatching_ = nullptr;
   std::unique_ptr<HandlerEntry> retired_;  // The running handler, if it removed itself.
   uint64_t next_registration_ = 1;
-  int64_t now_ns_ = 0;      // The cached time AddTimeout(delay) counts from...
-  bool now_valid_ = false;  // ...when this says it was read in the current phase.
+  absl::Duration last_delay_;  // The last in-range delay given to AddTimeout()...
+  int64_t last_delay_ns_ = 0;  // ...in nanoseconds.
+  int64_t now_ns_ = 0;         // The cached time AddTimeout(delay) counts from...
+  bool now_valid_ = false;     // ...when this says it was read in the current phase.
   uint64_t poll_failures_ = 0;
   uint64_t overflows_logged_ = 0;
   bool closed_ = false;
 
   // Shared with other threads.
   Mutex callbacks_mu_;
-  std::vector<Callback> callbacks_ ABSL_GUARDED_BY(callbacks_mu_);
+  std::vector<QueuedCallback> callbacks_ ABSL_GUARDED_BY(callbacks_mu_);
   // polling_: the loop looked at callbacks_ and found nothing, and will sleep (or is
   // asleep) in poll until woken; cleared when it next drains callbacks_.
   bool polling_ ABSL_GUARDED_BY(callbacks_mu_) = false;

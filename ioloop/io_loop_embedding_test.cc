@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ioloop/io_loop.h"
+#include "testing/backends.h"
 #include "testing/fake_loop.h"
 
 namespace ioloop {
@@ -263,13 +264,8 @@ TEST_P(RealEmbeddingTest, ATimeoutNeverFiresBeforeItsDelay) {
   EXPECT_TRUE(early.empty()) << early.size() << " fired early";
 }
 
-std::vector<std::string> Backends() {
-  std::vector<std::string> names;
-  for (absl::string_view n : AvailablePollers()) names.emplace_back(n);
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(EveryBackend, RealEmbeddingTest, ::testing::ValuesIn(Backends()),
+INSTANTIATE_TEST_SUITE_P(EveryBackend, RealEmbeddingTest,
+                         ::testing::ValuesIn(testing::RealBackends()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "backends/default_poller.h"
 #include "gtest/gtest.h"
 #include "ioloop/io_loop.h"
+#include "testing/backends.h"
 
 namespace ioloop {
 namespace {
@@ -174,13 +175,7 @@ TEST_P(RealLoopTest, LibraryFdsAreCloseOnExec) {
   EXPECT_GE(opened, 1);
 }
 
-std::vector<std::string> Backends() {
-  std::vector<std::string> names;
-  for (absl::string_view n : AvailablePollers()) names.emplace_back(n);
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(EveryBackend, RealLoopTest, ::testing::ValuesIn(Backends()),
+INSTANTIATE_TEST_SUITE_P(EveryBackend, RealLoopTest, ::testing::ValuesIn(testing::RealBackends()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -378,6 +378,7 @@ TEST_P(IOStreamTest, WriteOverTheBoundFailsAndQueuesNothing) {
   absl::Status s;
   while ((s = stream->Write(std::string(10000, 'a'))).ok()) accepted += 10000;
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_GE(accepted, 90000u) << "the queue takes writes up to its bound";
   EXPECT_NE(s.message().find("max_write_buffer_size 100000"), std::string::npos) << s;
   EXPECT_LE(stream->WriteBufferSize(), options.max_write_buffer_size);
   EXPECT_FALSE(stream->Closed()) << "going over is reported to the writer";

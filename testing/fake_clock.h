@@ -10,10 +10,9 @@
 #ifndef IOLOOP_TESTING_FAKE_CLOCK_H_
 #define IOLOOP_TESTING_FAKE_CLOCK_H_
 
-#include <mutex>
-
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "base/mutex.h"
 #include "timers/clock.h"
 
 namespace ioloop::testing {
@@ -34,7 +33,7 @@ class FakeClock final : public Clock {
   void Set(absl::Time time);
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -1,5 +1,6 @@
 #include "timers/timer_heap.h"
 
+#include <algorithm>
 #include <atomic>
 #include <limits>
 #include <utility>
@@ -9,22 +10,26 @@
 namespace ioloop {
 namespace {
 
-// Below this many slots an empty heap keeps its storage: releasing it would only make
-// the next Add() allocate again.
-constexpr size_t kRetainedSlots = 64;
-
 int64_t ToKey(absl::Time deadline) {
   // Saturates: InfiniteFuture() sorts last, InfinitePast() first.
   return absl::ToUnixNanos(deadline);
 }
 
-// Heap ids start at 1 and are never reused within a process (a process would need
-// 2^32 heaps to wrap).
+// Heap ids start at 1 (0 is the null handle's) and are never reused within a process
+// (a process would need 2^32 heaps, or heaps emptied 2^32 times, to wrap).
 std::atomic<uint32_t> g_next_heap_id{1};
+
+uint32_t NewHeapId() {
+  uint32_t id = g_next_heap_id.fetch_add(1, std::memory_order_relaxed);
+  if (id == 0) id = g_next_heap_id.fetch_add(1, std::memory_order_relaxed);
+  return id;
+}
 
 }  // namespace
 
-TimerHeap::TimerHeap() : id_(g_next_heap_id.fetch_add(1, std::memory_order_relaxed)) {}
+static_assert(sizeof(TimerHeap::Callback) == 24);
+
+TimerHeap::TimerHeap() : id_(NewHeapId()) {}
 
 TimerHeap::~TimerHeap() { Clear(); }
 
@@ -32,48 +37,47 @@ TimerHeap::Handle TimerHeap::Add(absl::Time deadline, Callback callback) {
   return AddNanos(ToKey(deadline), std::move(callback));
 }
 
-TimerHeap::Handle TimerHeap::AddNanos(int64_t deadline_ns, Callback&& callback) {
-  uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<uint32_t>(slots_.size());
-    slots_.emplace_back();
-    positions_.push_back(0);
-  }
-  const uint64_t sequence = next_sequence_++;
-  Slot& s = slots_[slot];
-  s.callback = std::move(callback);
-  s.sequence = sequence;
-  if (in_batch_ && deadline_ns <= batch_now_) {
-    positions_[slot] = kDeferred | static_cast<uint32_t>(deferred_.size());
-    deferred_.push_back(Node{deadline_ns, sequence, slot});
-  } else {
-    heap_.push_back(Node{deadline_ns, sequence, slot});
-    SiftUp(static_cast<uint32_t>(heap_.size() - 1));
-  }
+uint32_t TimerHeap::GrowSlots() {
+  IOLOOP_CHECK(slots_.size() < kMaxEntries, "TimerHeap: more than kMaxEntries pending timers");
+  const uint32_t slot = static_cast<uint32_t>(slots_.size());
+  slots_.emplace_back();
+  slots_.back().generation = 1;
   ++live_;
-  return Handle(slot, id_, sequence);
+  return slot;
 }
 
-bool TimerHeap::Cancel(Handle handle) {
-  if (handle.IsNull() || handle.heap_ != id_ || handle.slot_ >= slots_.size()) return false;
-  if (slots_[handle.slot_].sequence != handle.sequence_) return false;
+bool TimerHeap::CancelWithDestructor(uint32_t slot) {
   // Destroyed when this function returns, after the heap is consistent again: its
-  // destructor may call back in (even Cancel(handle) again, then a no-op).
-  Callback cancelled = std::move(slots_[handle.slot_].callback);
-  const uint32_t position = positions_[handle.slot_];
-  if (position & kDeferred) {
-    const uint32_t index = position & ~kDeferred;
-    deferred_[index] = deferred_.back();
-    positions_[deferred_[index].slot] = kDeferred | index;
-    deferred_.pop_back();
-  } else {
-    RemoveAt(position);
-  }
-  FreeSlot(handle.slot_);
+  // destructor may call back in (even Cancel() of its own handle, then a no-op).
+  Callback cancelled = std::move(slots_[slot].callback);
+  Unlink(slot);
+  FreeSlot(slot);
   return true;
+}
+
+void TimerHeap::UnlinkDeferred(uint32_t index) {
+  deferred_[index] = deferred_.back();
+  slots_[deferred_[index].slot()].position = kDeferred | index;
+  deferred_.pop_back();
+}
+
+void TimerHeap::FreeSlotSlow(uint32_t slot) {
+  if (live_ == 0 && slots_.size() > kRetainedSlots) {
+    ReleaseStorage();
+    return;
+  }
+  // Otherwise its generation is at the end of its range: retire the slot.
+  (void)slot;
+}
+
+void TimerHeap::ReleaseStorage() {
+  // Empty: give the storage back, and take a new id so that handles to the released
+  // slots never match the slots made next.
+  std::vector<Node>().swap(heap_);
+  std::vector<Slot>().swap(slots_);
+  std::vector<Node>().swap(deferred_);
+  free_head_ = kNoSlot;
+  id_ = NewHeapId();
 }
 
 absl::Time TimerHeap::NextDeadline() const {
@@ -101,7 +105,7 @@ bool TimerHeap::PopTaken(Callback& out) {
     EndBatch();
     return false;
   }
-  const uint32_t slot = heap_.front().slot;
+  const uint32_t slot = heap_.front().slot();
   RemoveAt(0);
   out = std::move(slots_[slot].callback);
   FreeSlot(slot);
@@ -117,14 +121,10 @@ void TimerHeap::Clear() {
     std::vector<Callback> doomed;
     doomed.reserve(live_);
     for (Slot& slot : slots_) {
-      if (slot.sequence != 0) doomed.push_back(std::move(slot.callback));
+      if (slot.generation & 1) doomed.push_back(std::move(slot.callback));
     }
-    std::vector<Node>().swap(heap_);
-    std::vector<Slot>().swap(slots_);
-    std::vector<uint32_t>().swap(positions_);
-    std::vector<uint32_t>().swap(free_slots_);
-    std::vector<Node>().swap(deferred_);
     live_ = 0;
+    ReleaseStorage();
     for (Callback& callback : doomed) callback = nullptr;
   }
 }
@@ -133,74 +133,66 @@ void TimerHeap::EndBatch() {
   in_batch_ = false;
   for (const Node& node : deferred_) {
     heap_.push_back(node);
-    SiftUp(static_cast<uint32_t>(heap_.size() - 1));
+    SiftUp(static_cast<uint32_t>(heap_.size() - 1), node);
   }
   deferred_.clear();
 }
 
-void TimerHeap::Place(uint32_t index, const Node& node) {
-  heap_[index] = node;
-  positions_[node.slot] = index;
+void TimerHeap::Renumber() {
+  // Hand out sequences 1..n again in the current (deadline, order) order: relative
+  // order, and so the heap property, is unchanged.
+  std::vector<Node*> nodes;
+  nodes.reserve(heap_.size() + deferred_.size());
+  for (Node& node : heap_) nodes.push_back(&node);
+  for (Node& node : deferred_) nodes.push_back(&node);
+  std::sort(nodes.begin(), nodes.end(),
+            [](const Node* a, const Node* b) { return a->order < b->order; });
+  next_sequence_ = 1;
+  for (Node* node : nodes) node->order = (next_sequence_++ << kSlotBits) | node->slot();
 }
 
-void TimerHeap::SiftUp(uint32_t index) {
-  const Node node = heap_[index];
+void TimerHeap::SiftUp(uint32_t index, Node node) {
+  Node* const heap = heap_.data();
   while (index > 0) {
     const uint32_t parent = (index - 1) / 2;
-    if (!Before(node, heap_[parent])) break;
-    Place(index, heap_[parent]);
+    if (!Before(node, heap[parent])) break;
+    heap[index] = heap[parent];
+    slots_[heap[index].slot()].position = index;
     index = parent;
   }
-  Place(index, node);
+  heap[index] = node;
+  slots_[node.slot()].position = index;
 }
 
-void TimerHeap::SiftDown(uint32_t index) {
-  const Node node = heap_[index];
+void TimerHeap::SiftDown(uint32_t index, Node node) {
+  Node* const heap = heap_.data();
   const uint32_t size = static_cast<uint32_t>(heap_.size());
   while (true) {
     uint32_t child = 2 * index + 1;
     if (child >= size) break;
-    if (child + 1 < size && Before(heap_[child + 1], heap_[child])) ++child;
-    if (!Before(heap_[child], node)) break;
-    Place(index, heap_[child]);
+    if (child + 1 < size && Before(heap[child + 1], heap[child])) ++child;
+    if (!Before(heap[child], node)) break;
+    heap[index] = heap[child];
+    slots_[heap[index].slot()].position = index;
     index = child;
   }
-  Place(index, node);
+  heap[index] = node;
+  slots_[node.slot()].position = index;
 }
 
 void TimerHeap::RemoveAt(uint32_t index) {
   const uint32_t last = static_cast<uint32_t>(heap_.size() - 1);
-  if (index != last) {
-    const Node moved = heap_[last];
+  if (index == last) {
     heap_.pop_back();
-    Place(index, moved);
-    if (index > 0 && Before(moved, heap_[(index - 1) / 2])) {
-      SiftUp(index);
-    } else {
-      SiftDown(index);
-    }
-  } else {
-    heap_.pop_back();
-  }
-}
-
-void TimerHeap::FreeSlot(uint32_t slot) {
-  // The callback was moved out by the caller: nothing user-supplied is destroyed here.
-  Slot& s = slots_[slot];
-  s.callback = nullptr;
-  s.sequence = 0;
-  --live_;
-  if (live_ == 0 && slots_.size() > kRetainedSlots) {
-    // Empty: give the storage back. Sequences are never reused, so handles to the
-    // released slots stay harmless.
-    std::vector<Node>().swap(heap_);
-    std::vector<Slot>().swap(slots_);
-    std::vector<uint32_t>().swap(positions_);
-    std::vector<uint32_t>().swap(free_slots_);
-    std::vector<Node>().swap(deferred_);
     return;
   }
-  free_slots_.push_back(slot);
+  const Node moved = heap_[last];
+  heap_.pop_back();
+  if (index > 0 && Before(moved, heap_[(index - 1) / 2])) {
+    SiftUp(index, moved);
+  } else {
+    SiftDown(index, moved);
+  }
 }
 
 }  // namespace ioloop

@@ -31,7 +31,7 @@ TEST(TimerHeapTest, FiresInDeadlineOrder) {
   EXPECT_EQ(heap.NextDeadline(), At(10));
   EXPECT_EQ(RunDue(heap, At(100)), 5);
   EXPECT_EQ(fired, (std::vector<int>{10, 20, 30, 40, 50}));
-  EXPECT_TRUE(heap.Empty());
+  EXPECT_TRUE(heap.empty());
   EXPECT_EQ(heap.NextDeadline(), absl::InfiniteFuture());
 }
 
@@ -58,7 +58,7 @@ TEST(TimerHeapTest, TakesOnlyWhatIsDue) {
   EXPECT_EQ(RunDue(heap, At(9)), 0);
   EXPECT_EQ(RunDue(heap, At(10)), 1);
   EXPECT_EQ(heap.NextDeadline(), At(20));
-  EXPECT_EQ(heap.Size(), 1u);
+  EXPECT_EQ(heap.size(), 1u);
   EXPECT_EQ(ran, 1);
 }
 
@@ -85,12 +85,12 @@ TEST(TimerHeapTest, CancelOfFiredUnknownOrCancelledHandleIsHarmless) {
   EXPECT_FALSE(heap.Cancel(fired));
   EXPECT_FALSE(heap.Cancel(cancelled));
   EXPECT_FALSE(heap.Cancel(TimerHeap::Handle()));
-  EXPECT_EQ(heap.Size(), 1u);
+  EXPECT_EQ(heap.size(), 1u);
   // A stale handle never aliases the entry that reuses its slot.
   TimerHeap::Handle reused = heap.Add(At(4), [&] { ++ran; });
   EXPECT_FALSE(heap.Cancel(fired));
   EXPECT_FALSE(heap.Cancel(cancelled));
-  EXPECT_EQ(heap.Size(), 2u);
+  EXPECT_EQ(heap.size(), 2u);
   EXPECT_EQ(RunDue(heap, At(10)), 2);
   EXPECT_EQ(ran, 3);
   EXPECT_FALSE(heap.Cancel(kept));
@@ -108,11 +108,11 @@ TEST(TimerHeapTest, CancelFromInsideDueBatchSkipsTheCancelled) {
   second = heap.Add(At(2), [&] { fired.push_back(2); });
   heap.Add(At(3), [&] { fired.push_back(3); });
   EXPECT_TRUE(heap.TakeDue(At(10)));
-  EXPECT_EQ(heap.Size(), 3u);
+  EXPECT_EQ(heap.size(), 3u);
   TimerHeap::Callback cb;
   while (heap.PopTaken(cb)) cb();
   EXPECT_EQ(fired, (std::vector<int>{1, 3}));
-  EXPECT_TRUE(heap.Empty());
+  EXPECT_TRUE(heap.empty());
 }
 
 TEST(TimerHeapTest, NothingDueIsNoBatch) {
@@ -121,7 +121,7 @@ TEST(TimerHeapTest, NothingDueIsNoBatch) {
   EXPECT_FALSE(heap.TakeDue(At(9)));
   TimerHeap::Callback cb;
   EXPECT_FALSE(heap.PopTaken(cb));
-  EXPECT_EQ(heap.Size(), 1u);
+  EXPECT_EQ(heap.size(), 1u);
 }
 
 TEST(TimerHeapTest, CancelOfEntryAddedDuringBatch) {
@@ -135,7 +135,7 @@ TEST(TimerHeapTest, CancelOfEntryAddedDuringBatch) {
     EXPECT_TRUE(heap.Cancel(late1));  // Held aside: cancel must still find it.
   });
   EXPECT_EQ(RunDue(heap, At(5)), 1);
-  EXPECT_EQ(heap.Size(), 2u);
+  EXPECT_EQ(heap.size(), 2u);
   EXPECT_TRUE(heap.Cancel(late3));
   EXPECT_EQ(RunDue(heap, At(5)), 1);
   EXPECT_EQ(fired, (std::vector<int>{20}));
@@ -163,8 +163,8 @@ TEST(TimerHeapTest, MemoryReturnsToLiveCountAfterMillionAddCancel) {
     TimerHeap::Handle h = heap.Add(At(60000 + i), [] {});
     ASSERT_TRUE(heap.Cancel(h));
   }
-  EXPECT_EQ(heap.Size(), 1u);
-  EXPECT_LE(heap.SlotCapacity(), 2u);
+  EXPECT_EQ(heap.size(), 1u);
+  EXPECT_LE(heap.SlotCapacityForTesting(), 2u);
   EXPECT_EQ(heap.NextDeadline(), At(1));
 }
 
@@ -172,15 +172,15 @@ TEST(TimerHeapTest, StorageIsReleasedWhenHeapEmpties) {
   TimerHeap heap;
   std::vector<TimerHeap::Handle> handles;
   for (int i = 0; i < 100000; ++i) handles.push_back(heap.Add(At(i), [] {}));
-  EXPECT_GE(heap.SlotCapacity(), 100000u);
+  EXPECT_GE(heap.SlotCapacityForTesting(), 100000u);
   for (TimerHeap::Handle h : handles) ASSERT_TRUE(heap.Cancel(h));
-  EXPECT_TRUE(heap.Empty());
-  EXPECT_EQ(heap.SlotCapacity(), 0u);
+  EXPECT_TRUE(heap.empty());
+  EXPECT_EQ(heap.SlotCapacityForTesting(), 0u);
   // Old handles stay harmless after the release.
   EXPECT_FALSE(heap.Cancel(handles[5]));
   heap.Add(At(1), [] {});
   EXPECT_FALSE(heap.Cancel(handles[0]));
-  EXPECT_EQ(heap.Size(), 1u);
+  EXPECT_EQ(heap.size(), 1u);
 }
 
 TEST(TimerHeapTest, InfiniteDeadlinesSortLast) {
@@ -233,8 +233,61 @@ TEST(TimerHeapTest, MatchesReferenceModelUnderRandomOperations) {
       ASSERT_EQ(fired, expected) << "step " << step;
       model = rest;
     }
-    ASSERT_EQ(heap.Size(), model.size());
+    ASSERT_EQ(heap.size(), model.size());
   }
+}
+
+TEST(TimerHeapTest, RenumberingKeepsDeadlineAndInsertionOrder) {
+  TimerHeap heap;
+  std::vector<int> fired;
+  for (int i = 0; i < 300; ++i) heap.Add(At(i % 5), [&fired, i] { fired.push_back(i); });
+  heap.RenumberForTesting();
+  for (int i = 300; i < 400; ++i) heap.Add(At(i % 5), [&fired, i] { fired.push_back(i); });
+  RunDue(heap, At(10));
+  std::vector<int> expected;
+  for (int d = 0; d < 5; ++d) {
+    for (int i = d; i < 400; i += 5) expected.push_back(i);
+  }
+  EXPECT_EQ(fired, expected);
+}
+
+TEST(TimerHeapTest, HandlesToReleasedStorageNeverMatchNewEntries) {
+  TimerHeap heap;
+  std::vector<TimerHeap::Handle> old;
+  for (int i = 0; i < 200; ++i) old.push_back(heap.Add(At(1), [] {}));
+  EXPECT_EQ(RunDue(heap, At(1)), 200);  // Empties: storage released.
+  int ran = 0;
+  for (int i = 0; i < 200; ++i) heap.Add(At(2), [&ran] { ++ran; });
+  for (const TimerHeap::Handle& h : old) EXPECT_FALSE(heap.Cancel(h));
+  EXPECT_EQ(RunDue(heap, At(2)), 200);
+  EXPECT_EQ(ran, 200);
+}
+
+TEST(TimerHeapTest, ReusedSlotDoesNotMatchTheOldHandle) {
+  TimerHeap heap;
+  heap.Add(At(100), [] {});  // Keeps the heap from emptying.
+  TimerHeap::Handle first = heap.Add(At(5), [] {});
+  ASSERT_TRUE(heap.Cancel(first));
+  bool ran = false;
+  TimerHeap::Handle second = heap.Add(At(5), [&ran] { ran = true; });  // Same slot.
+  EXPECT_FALSE(first == second);
+  EXPECT_FALSE(heap.Cancel(first));
+  EXPECT_EQ(RunDue(heap, At(5)), 1);
+  EXPECT_TRUE(ran);
+}
+
+TEST(TimerHeapTest, EmplaceStoresAnyCallable) {
+  TimerHeap heap;
+  int sum = 0;
+  struct Big {
+    int* sum;
+    int64_t pad[6];
+    void operator()() const { *sum += static_cast<int>(pad[5]); }
+  };
+  heap.Emplace(absl::ToUnixNanos(At(1)), [&sum] { sum += 1; });
+  heap.Emplace(absl::ToUnixNanos(At(1)), Big{&sum, {0, 0, 0, 0, 0, 10}});
+  EXPECT_EQ(RunDue(heap, At(1)), 2);
+  EXPECT_EQ(sum, 11);
 }
 
 }  // namespace

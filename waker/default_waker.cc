@@ -1,6 +1,8 @@
-#include "waker/waker.h"
+#include "waker/default_waker.h"
 
-#if defined(__linux__)
+// BUILD picks the mechanism (as it picks the default poller): IOLOOP_WAKER_EVENTFD on
+// Linux, the pipe elsewhere.
+#ifdef IOLOOP_WAKER_EVENTFD
 #include "waker/eventfd_waker.h"
 #else
 #include "waker/pipe_waker.h"
@@ -9,7 +11,7 @@
 namespace ioloop {
 
 absl::StatusOr<std::unique_ptr<Waker>> NewDefaultWaker() {
-#if defined(__linux__)
+#ifdef IOLOOP_WAKER_EVENTFD
   return NewEventFdWaker();
 #else
   return NewPipeWaker();

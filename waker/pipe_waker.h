@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "waker/waker_interface.h"
+#include "waker/waker.h"
 
 namespace ioloop {
 

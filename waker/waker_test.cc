@@ -1,5 +1,3 @@
-#include "waker/waker.h"
-
 #include <fcntl.h>
 #include <poll.h>
 
@@ -9,6 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "waker/default_waker.h"
 #include "waker/pipe_waker.h"
 #ifdef IOLOOP_HAVE_EVENTFD
 #include "waker/eventfd_waker.h"

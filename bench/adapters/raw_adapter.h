@@ -1,7 +1,9 @@
 // "raw": the physical limit the others are measured against. A minimal hand-written
-// level-triggered epoll loop: an fd-indexed watcher table, a std::vector binary heap
-// with positions for O(log n) cancel, and an eventfd with a pending flag for
-// cross-thread posts. No error handling beyond what the workloads need.
+// level-triggered epoll loop with the tricks the fast peers use: an fd-indexed watcher
+// table, a std::vector binary heap whose timer records keep their heap position (O(1)
+// to find, O(log n) to cancel), the time cached per iteration (read once after each
+// poll and before running timers, as libuv's loop time), and an eventfd with a pending
+// flag for cross-thread posts. No error handling beyond what the workloads need.
 
 #ifndef IOLOOP_BENCH_ADAPTERS_RAW_ADAPTER_H_
 #define IOLOOP_BENCH_ADAPTERS_RAW_ADAPTER_H_
@@ -56,7 +58,11 @@ class RawAdapter {
   }
   void StartTimer(size_t i, int64_t delay_ns, Fn fn, void* arg) {
     timers_[i] = {fn, arg, 0};
-    heap_.push_back({NowNs() + delay_ns, seq_++, static_cast<uint32_t>(i)});
+    if (!now_valid_) {
+      now_ = NowNs();
+      now_valid_ = true;
+    }
+    heap_.push_back({now_ + delay_ns, seq_++, static_cast<uint32_t>(i)});
     Up(heap_.size() - 1);
   }
   void CancelTimer(size_t i) {
@@ -140,7 +146,8 @@ class RawAdapter {
   void Iterate(bool block) {
     posted_.RunAll();
     if (!heap_.empty()) {
-      const int64_t now = NowNs();
+      const int64_t now = now_ = NowNs();
+      now_valid_ = true;
       const uint64_t limit = seq_;
       while (!heap_.empty() && heap_[0].deadline <= now && heap_[0].seq < limit) {
         const Timer t = timers_[heap_[0].timer];
@@ -166,6 +173,7 @@ class RawAdapter {
     }
     epoll_event events[256];
     const int n = epoll_wait(epfd_, events, 256, timeout);
+    now_valid_ = false;  // Read again, lazily, by the first StartTimer() after the poll.
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == efd_) {
@@ -182,6 +190,8 @@ class RawAdapter {
   const int epfd_;
   const int efd_;
   bool stopped_ = false;
+  int64_t now_ = 0;         // The loop time StartTimer() counts from...
+  bool now_valid_ = false;  // ...once read in this iteration.
   std::vector<Watcher> watchers_;
   std::vector<Timer> timers_;
   std::vector<Node> heap_;

@@ -29,7 +29,7 @@ struct CaptureSlot {
   std::atomic<int> depth{0};
 };
 CaptureSlot g_slot;
-std::mutex g_capture_mu;  // Serialises captures (watchdog threads only).
+Mutex g_capture_mu;  // Serialises captures (watchdog threads only).
 uint64_t g_next_capture_id = 0;
 
 void OnStackSignal(int, siginfo_t*, void*) {
@@ -69,10 +69,10 @@ BlockingWatchdog::BlockingWatchdog(absl::Duration threshold, Fire fire)
 
 BlockingWatchdog::~BlockingWatchdog() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     quit_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   thread_.join();
 }
 
@@ -85,32 +85,34 @@ void BlockingWatchdog::Busy() {
 void BlockingWatchdog::Run() {
   const int64_t threshold_ns = absl::ToInt64Nanoseconds(threshold_);
   uint64_t reported = 0;  // Even stretch values are idle, so 0 means none.
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (!quit_) {
     const uint64_t stretch = stretch_.load(std::memory_order_acquire);
     if ((stretch & 1) == 0 || stretch == reported) {
       // Idle, or already reported: look again after one threshold.
-      wake_.wait_for(lock, std::chrono::nanoseconds(threshold_ns));
+      wake_.WaitFor(mu_, std::chrono::nanoseconds(threshold_ns));
       continue;
     }
     const int64_t since = busy_since_ns_.load(std::memory_order_relaxed);
     const int64_t now = SteadyNanos();
     if (now - since < threshold_ns) {
-      wake_.wait_for(lock, std::chrono::nanoseconds(since + threshold_ns - now));
+      wake_.WaitFor(mu_, std::chrono::nanoseconds(since + threshold_ns - now));
       continue;
     }
     if (stretch_.load(std::memory_order_acquire) != stretch) continue;
     reported = stretch;
-    lock.unlock();
+    // Unlocked while it reports: the action may take long, and ~BlockingWatchdog must
+    // be able to set quit_ meanwhile.
+    mu_.Unlock();
     StackSample stack = CaptureLoopStack();
     fire_(absl::Nanoseconds(SteadyNanos() - since), stack);
-    lock.lock();
+    mu_.Lock();
   }
 }
 
 StackSample BlockingWatchdog::CaptureLoopStack() {
   StackSample sample;
-  std::lock_guard<std::mutex> lock(g_capture_mu);
+  MutexLock lock(g_capture_mu);
   const uint64_t id = ++g_next_capture_id;
   g_slot.target.store(loop_thread_.load());
   g_slot.armed.store(id, std::memory_order_release);

@@ -14,9 +14,7 @@
 #include <pthread.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
+#include "base/mutex.h"
 
 namespace ioloop::ioloop_internal {
 
@@ -54,8 +53,8 @@ class BlockingWatchdog {
   std::atomic<uint64_t> stretch_{0};  // Odd while busy.
   std::atomic<int64_t> busy_since_ns_{0};
   std::atomic<pthread_t> loop_thread_{};
-  std::mutex mu_;
-  std::condition_variable wake_;
+  Mutex mu_;
+  CondVar wake_;
   bool quit_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

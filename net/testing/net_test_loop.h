@@ -32,6 +32,7 @@
 #include "backends/default_poller.h"
 #include "base/check.h"
 #include "ioloop/io_loop.h"
+#include "testing/backends.h"
 #include "testing/fake_clock.h"
 #include "testing/fake_poller.h"
 
@@ -40,7 +41,7 @@ namespace ioloop::net_testing {
 // Backends(): "fake" and every real backend this build has.
 inline std::vector<std::string> Backends() {
   std::vector<std::string> names = {"fake"};
-  for (absl::string_view name : AvailablePollers()) names.emplace_back(name);
+  for (std::string& name : testing::RealBackends()) names.push_back(std::move(name));
   return names;
 }
 
