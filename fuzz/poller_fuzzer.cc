@@ -1,5 +1,5 @@
-// Fuzzes every real backend of the platform with random Register / Modify /
-// Unregister on real socketpairs against a model of what must be reported: a
+// Fuzzes every real backend of the platform (io_uring too, where the kernel allows it) with random
+// Register / Modify / Unregister on real socketpairs against a model of what must be reported: a
 // registered fd watched for kRead with data pending reports kRead, one watched for
 // kWrite reports kWrite (a socketpair with room is writable), an unregistered fd
 // reports nothing, and the statuses match the model (AlreadyExists, NotFound).
