@@ -25,6 +25,14 @@
 // - As with epoll, an fd closed while its poll is armed is not seen: the kernel keeps
 //   the file open for the poll. An fd closed before its poll was submitted is reported
 //   once as kError.
+// - A one-shot poll records the readiness it woke for: data that arrived and was read
+//   back between two Poll() calls (outside the handler) can still be reported as
+//   kRead once, and the read then finds nothing (EAGAIN).
+// - Destroying a ring makes the kernel interrupt the next blocking epoll_wait() of each
+//   thread that used it (EINTR). Rings are therefore created on a short-lived thread
+//   and kept for reuse, up to two per thread, until the thread exits.
+// - Unregister() of an fd whose poll is armed makes one system call (the removal), so
+//   that a close() right after really closes the file.
 
 #ifndef IOLOOP_BACKENDS_IO_URING_IO_URING_POLLER_H_
 #define IOLOOP_BACKENDS_IO_URING_IO_URING_POLLER_H_
