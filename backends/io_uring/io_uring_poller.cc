@@ -196,6 +196,7 @@ bool ProbeUpdates(io_uring& ring) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) return false;
   const uint64_t data = PollData(sv[0], 2);
+  const uint64_t updated = PollData(sv[0], 3);
   bool update_ok = false, poll_ok = false;
   if (io_uring_sqe* sqe = io_uring_get_sqe(&ring)) {
     io_uring_prep_poll_add(sqe, sv[0], POLLIN);
@@ -203,7 +204,8 @@ bool ProbeUpdates(io_uring& ring) {
     io_uring_submit_and_get_events(&ring);
   }
   if (io_uring_sqe* sqe = io_uring_get_sqe(&ring)) {
-    io_uring_prep_poll_update(sqe, data, 0, POLLOUT, IORING_POLL_UPDATE_EVENTS);
+    io_uring_prep_poll_update(sqe, data, updated, POLLOUT,
+                              IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA);
     io_uring_sqe_set_data64(sqe, kControlData);
     io_uring_submit_and_get_events(&ring);
     io_uring_get_events(&ring);
@@ -212,7 +214,7 @@ bool ProbeUpdates(io_uring& ring) {
   io_uring_cqe* cqe;
   io_uring_for_each_cqe(&ring, head, cqe) {
     if (cqe->user_data == kControlData) update_ok = cqe->res == 0;
-    if (cqe->user_data == data) poll_ok = cqe->res > 0 && (cqe->res & POLLOUT);
+    if (cqe->user_data == updated) poll_ok = cqe->res > 0 && (cqe->res & POLLOUT);
     ++seen;
   }
   io_uring_cq_advance(&ring, seen);
@@ -324,6 +326,7 @@ class IoUringPoller final : public Poller {
     Slot& s = slots_[fd];
     const bool armed = s.in_kernel;
     if (armed) removals_.push_back(PollData(fd, s.generation));
+    if (armed && s.prev_generation != 0) removals_.push_back(PollData(fd, s.prev_generation));
     if (s.parked) Unpark(fd);
     const bool queued = s.queued;
     s = Slot{};
@@ -355,10 +358,14 @@ class IoUringPoller final : public Poller {
       const int64_t now = MonotonicNanos();
       deadline = ns > INT64_MAX - now ? INT64_MAX : now + ns;
     }
-    // Every round submits, waits and reaps. Nothing reported so far means nothing was
-    // re-armed after being reported, so no fd can be reported twice in one Poll().
+    // Every round submits, waits and reaps. An fd reported in this Poll() is re-armed
+    // only on the next one (rearm_next_), so no fd is reported twice in one Poll().
+    dirty_.insert(dirty_.end(), rearm_next_.begin(), rearm_next_.end());
+    rearm_next_.clear();
+    parking_deferred_ = false;
     int rebuilds = 0;
-    for (int round = 0;; ++round) {
+    int extra_rounds = 0;
+    while (true) {
       int error = Flush();
       bool block = !no_wait && ready.size() == before;
       int64_t left = -1;
@@ -400,13 +407,19 @@ class IoUringPoller final : public Poller {
         if (absl::Status s = Rebuild(); !s.ok()) return s;
         if (ready.size() == before) continue;
       }
-      if (ready.size() > before || interrupted) return absl::OkStatus();
-      // Nothing reportable: completions that were stale, or that only need re-arming
-      // (a mask changed under them). Re-arm before waiting again.
-      if (!block) {
-        if (round == 0 && !dirty_.empty()) continue;
-        return absl::OkStatus();
+      if (interrupted) return absl::OkStatus();
+      const bool reported = ready.size() > before;
+      if (!dirty_.empty()) {
+        // Completions that only need re-arming (armed for a mask since changed): do it
+        // now, so this Poll() reports what is ready for the current mask. Without
+        // waiting if something is reported already; waiting again otherwise.
+        if (reported || !block) {
+          if (extra_rounds++ < 2) continue;
+          return absl::OkStatus();
+        }
+        continue;
       }
+      if (reported || !block) return absl::OkStatus();
       if (!forever && MonotonicNanos() >= deadline) return absl::OkStatus();
     }
   }
@@ -416,6 +429,9 @@ class IoUringPoller final : public Poller {
  private:
   struct Slot {
     uint32_t generation = 0;  // 0: not registered.
+    // The generation before the last poll update, whose outcome may be unknown: a
+    // completion under it means the update lost a race with the poll firing.
+    uint32_t prev_generation = 0;
     EventMask mask = kNone;   // What the user watches.
     EventMask armed = kNone;  // What the poll in the kernel watches (if in_kernel).
     bool in_kernel = false;   // A poll with PollData(fd, generation) is submitted.
@@ -433,6 +449,14 @@ class IoUringPoller final : public Poller {
     if (s.queued) return;
     s.queued = true;
     dirty_.push_back(fd);
+  }
+
+  // QueueNext() re-arms `fd` on the next Poll() (it was reported in this one).
+  void QueueNext(int fd) {
+    Slot& s = slots_[fd];
+    if (s.queued) return;
+    s.queued = true;
+    rearm_next_.push_back(fd);
   }
 
   static epoll_event EpollEvent(int fd, EventMask events) {
@@ -478,6 +502,7 @@ class IoUringPoller final : public Poller {
     for (size_t fd = 0; fd < slots_.size(); ++fd) {
       Slot& s = slots_[fd];
       s.in_kernel = false;
+      s.prev_generation = 0;
       if (s.generation != 0) Queue(static_cast<int>(fd));
     }
     return absl::OkStatus();
@@ -547,8 +572,13 @@ class IoUringPoller final : public Poller {
       if (s.in_kernel && support_.updates_work) {
         io_uring_sqe* sqe = ControlSqe();
         if (sqe == nullptr) break;
-        io_uring_prep_poll_update(sqe, PollData(fd, s.generation), 0, ToPoll(s.mask),
-                                  IORING_POLL_UPDATE_EVENTS);
+        // The update also renames the poll: its completion then says which mask fired.
+        const uint32_t old_generation = s.generation;
+        s.prev_generation = old_generation;
+        s.generation = NextGeneration();
+        io_uring_prep_poll_update(sqe, PollData(fd, old_generation), PollData(fd, s.generation),
+                                  ToPoll(s.mask),
+                                  IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA);
       } else {
         if (s.in_kernel) {  // No working poll update: remove, then add under a new generation.
           io_uring_sqe* sqe = ControlSqe();
@@ -562,13 +592,14 @@ class IoUringPoller final : public Poller {
         io_uring_prep_poll_add(sqe, fd, ToPoll(s.mask));
         io_uring_sqe_set_data64(sqe, PollData(fd, s.generation));
         s.in_kernel = true;
+        s.prev_generation = 0;
       }
       s.armed = s.mask;
       s.queued = false;
     }
     dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<ptrdiff_t>(done));
     if (submit_error_ != 0) return submit_error_;
-    if (parked_count_ > 0 && !parking_in_kernel_) {
+    if (parked_count_ > 0 && !parking_in_kernel_ && !parking_deferred_) {
       io_uring_sqe* sqe = GetSqe();
       if (sqe == nullptr) return submit_error_;
       io_uring_prep_poll_add(sqe, parking_fd_, POLLIN);
@@ -612,8 +643,18 @@ class IoUringPoller final : public Poller {
     const uint32_t generation = static_cast<uint32_t>(data >> 32);
     if (static_cast<size_t>(fd) >= slots_.size()) return;
     Slot& s = slots_[fd];
-    if (s.generation != generation || !s.in_kernel) return;  // Stale: removed or reused.
+    if (!s.in_kernel || s.generation == 0) return;  // Stale: removed or reused.
+    if (generation != s.generation) {
+      if (generation != s.prev_generation) return;  // Stale: removed or reused.
+      // The poll fired under its old mask before the update reached it: what it saw
+      // is not the whole story for the current mask. Re-arm at once, report nothing.
+      s.in_kernel = false;
+      s.prev_generation = 0;
+      Queue(fd);
+      return;
+    }
     s.in_kernel = false;
+    s.prev_generation = 0;
     if (res < 0) {
       if (res == -ECANCELED) {  // Cancelled under us (an update that could not re-arm).
         Queue(fd);
@@ -628,7 +669,7 @@ class IoUringPoller final : public Poller {
     const EventMask found = FromPoll(bits) & (s.mask | kError);
     if (found != kNone) {
       ready.push_back({fd, backend_internal::WithWatchedOnError(found, s.mask)});
-      Queue(fd);
+      QueueNext(fd);
     } else if ((bits & POLLRDHUP) && !(s.mask & kRead)) {
       Park(fd, ready);
     } else {
@@ -666,6 +707,7 @@ class IoUringPoller final : public Poller {
   void HarvestParked(std::vector<PollEvent>& ready) {
     epoll_event events[kParkedBatch];
     const int n = epoll_wait(parking_fd_, events, kParkedBatch, 0);
+    parking_deferred_ = n > 0;  // Reported: look again on the next Poll(), not this one.
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (!Registered(fd) || !slots_[fd].parked) continue;
@@ -686,11 +728,13 @@ class IoUringPoller final : public Poller {
   std::vector<Slot> slots_;
   size_t count_ = 0;
   std::vector<int> dirty_;          // fds whose kernel poll must be added or updated.
+  std::vector<int> rearm_next_;     // fds reported by this Poll(), re-armed by the next.
   std::vector<uint64_t> removals_;  // polls to remove (unregistered fds).
   int submit_error_ = 0;
   int parking_fd_ = -1;
   size_t parked_count_ = 0;
   bool parking_in_kernel_ = false;
+  bool parking_deferred_ = false;  // The parking set reported in this Poll().
   uint64_t parking_data_ = kControlData;  // user_data of the parking set's poll.
 };
 
