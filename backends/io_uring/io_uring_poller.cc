@@ -39,6 +39,13 @@ uint64_t PollData(int fd, uint32_t generation) {
   return (uint64_t{generation} << 32) | static_cast<uint32_t>(fd);
 }
 
+// A poll update's own completion (posted only if it failed): bit 31 of the fd half,
+// which a real fd never has, marks it.
+constexpr uint32_t kUpdateBit = 0x80000000u;
+uint64_t UpdateData(int fd, uint32_t generation) {
+  return (uint64_t{generation} << 32) | (static_cast<uint32_t>(fd) | kUpdateBit);
+}
+
 uint32_t NextGeneration() {
   static std::atomic<uint32_t> last{0};
   uint32_t g = last.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -432,12 +439,13 @@ class IoUringPoller final : public Poller {
     // The generation before the last poll update, whose outcome may be unknown: a
     // completion under it means the update lost a race with the poll firing.
     uint32_t prev_generation = 0;
-    EventMask mask = kNone;   // What the user watches.
-    EventMask armed = kNone;  // What the poll in the kernel watches (if in_kernel).
-    bool in_kernel = false;   // A poll with PollData(fd, generation) is submitted.
-    bool queued = false;      // Listed in dirty_.
-    bool dead = false;        // Found closed and reported: not re-armed.
-    bool parked = false;      // Watched through parking_fd_ (see Park()).
+    EventMask prev_armed = kNone;  // What the poll watched before that update.
+    EventMask mask = kNone;        // What the user watches.
+    EventMask armed = kNone;       // What the poll in the kernel watches (if in_kernel).
+    bool in_kernel = false;        // A poll with PollData(fd, generation) is submitted.
+    bool queued = false;           // Listed in dirty_.
+    bool dead = false;             // Found closed and reported: not re-armed.
+    bool parked = false;           // Watched through parking_fd_ (see Park()).
   };
 
   bool Registered(int fd) const {
@@ -523,6 +531,7 @@ class IoUringPoller final : public Poller {
       io_uring_sqe* sqe = ControlSqe();
       if (sqe == nullptr) return submit_error_;
       io_uring_prep_poll_remove(sqe, data);
+      NoCompletionOnSuccess(sqe);
     }
     removals_.clear();
     const int ret = io_uring_submit_and_get_events(&ring_);
@@ -544,11 +553,14 @@ class IoUringPoller final : public Poller {
 
   io_uring_sqe* ControlSqe() {
     io_uring_sqe* sqe = GetSqe();
-    if (sqe != nullptr) {
-      io_uring_sqe_set_data64(sqe, kControlData);
-      io_uring_sqe_set_flags(sqe, support_.sqe_control_flags);
-    }
+    if (sqe != nullptr) io_uring_sqe_set_data64(sqe, kControlData);
     return sqe;
+  }
+
+  // NoCompletionOnSuccess() is called after the io_uring_prep_*() call, which clears
+  // the flags: updates and removals then post a completion only when they fail.
+  void NoCompletionOnSuccess(io_uring_sqe* sqe) {
+    io_uring_sqe_set_flags(sqe, support_.sqe_control_flags);
   }
 
   // Flush() queues the removals, then a poll (or poll update) for every fd whose
@@ -559,6 +571,7 @@ class IoUringPoller final : public Poller {
       io_uring_sqe* sqe = ControlSqe();
       if (sqe == nullptr) return submit_error_;
       io_uring_prep_poll_remove(sqe, data);
+      NoCompletionOnSuccess(sqe);
     }
     removals_.clear();
     size_t done = 0;
@@ -575,15 +588,19 @@ class IoUringPoller final : public Poller {
         // The update also renames the poll: its completion then says which mask fired.
         const uint32_t old_generation = s.generation;
         s.prev_generation = old_generation;
+        s.prev_armed = s.armed;
         s.generation = NextGeneration();
+        io_uring_sqe_set_data64(sqe, UpdateData(fd, s.generation));
         io_uring_prep_poll_update(sqe, PollData(fd, old_generation), PollData(fd, s.generation),
                                   ToPoll(s.mask),
                                   IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA);
+        NoCompletionOnSuccess(sqe);
       } else {
         if (s.in_kernel) {  // No working poll update: remove, then add under a new generation.
           io_uring_sqe* sqe = ControlSqe();
           if (sqe == nullptr) break;
           io_uring_prep_poll_remove(sqe, PollData(fd, s.generation));
+          NoCompletionOnSuccess(sqe);
           s.in_kernel = false;
           s.generation = NextGeneration();
         }
@@ -639,11 +656,23 @@ class IoUringPoller final : public Poller {
       HarvestParked(ready);
       return;
     }
-    const int fd = static_cast<int>(data & 0xffffffffu);
+    const uint32_t low = static_cast<uint32_t>(data & 0xffffffffu);
+    const int fd = static_cast<int>(low & ~kUpdateBit);
     const uint32_t generation = static_cast<uint32_t>(data >> 32);
     if (static_cast<size_t>(fd) >= slots_.size()) return;
     Slot& s = slots_[fd];
     if (!s.in_kernel || s.generation == 0) return;  // Stale: removed or reused.
+    if (low & kUpdateBit) {
+      // The update did not apply (ENOENT: the poll completed first, and its completion
+      // under the old name came earlier; EALREADY: a wake-up owns the poll, which may
+      // complete under the old name or go back to waiting with the old mask).
+      if (res >= 0 || generation != s.generation || s.prev_generation == 0) return;
+      s.generation = s.prev_generation;
+      s.armed = s.prev_armed;
+      s.prev_generation = 0;
+      Queue(fd);  // Try the update again (or re-add, if the poll completes meanwhile).
+      return;
+    }
     if (generation != s.generation) {
       if (generation != s.prev_generation) return;  // Stale: removed or reused.
       // The poll fired under its old mask before the update reached it: what it saw
@@ -655,6 +684,11 @@ class IoUringPoller final : public Poller {
     }
     s.in_kernel = false;
     s.prev_generation = 0;
+    if (s.armed != s.mask && res != -ECANCELED && res >= 0) {
+      // Armed for another mask (an update that did not apply): re-arm, report nothing.
+      Queue(fd);
+      return;
+    }
     if (res < 0) {
       if (res == -ECANCELED) {  // Cancelled under us (an update that could not re-arm).
         Queue(fd);
@@ -734,7 +768,7 @@ class IoUringPoller final : public Poller {
   int parking_fd_ = -1;
   size_t parked_count_ = 0;
   bool parking_in_kernel_ = false;
-  bool parking_deferred_ = false;  // The parking set reported in this Poll().
+  bool parking_deferred_ = false;         // The parking set reported in this Poll().
   uint64_t parking_data_ = kControlData;  // user_data of the parking set's poll.
 };
 
