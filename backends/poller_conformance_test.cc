@@ -316,6 +316,34 @@ TEST_P(PollerConformanceTest, HalfClosedPeerDoesNotSpinARegistrationNotReading) 
   }
 }
 
+TEST_P(PollerConformanceTest, ClosedBehindItsBackIsReportedAtMostOnceAndOthersServed) {
+  Pair closed, other;
+  MakeSocketPair(closed);
+  MakeSocketPair(other);
+  ASSERT_TRUE(poller_->Register(closed.a, kRead).ok());
+  ASSERT_TRUE(poller_->Register(other.a, kRead).ok());
+  EXPECT_TRUE(PollNow().empty());  // Armed, where a backend arms lazily.
+  ASSERT_EQ(write(other.b, "x", 1), 1);
+  const int number = closed.a;
+  close(closed.a);  // Without Unregister(): the user's bug, which must not stall others.
+  closed.a = -1;
+  int reports = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::vector<PollEvent> ready = PollNow();
+    EXPECT_EQ(EventsFor(ready, other.a), kRead) << "round " << i << ": the others are served";
+    const EventMask m = EventsFor(ready, number);
+    if (m != kNone) {
+      ++reports;
+      EXPECT_TRUE(m & kError) << m;
+    }
+  }
+  // poll and select see the closed fd (POLLNVAL, EBADF) and report it once; epoll
+  // forgets it with the close, and io_uring's armed poll keeps the file open.
+  const bool sees_it = GetParam() == "poll" || GetParam() == "select";
+  EXPECT_EQ(reports, sees_it ? 1 : 0);
+  EXPECT_TRUE(poller_->Unregister(number).ok());
+}
+
 TEST_P(PollerConformanceTest, TenThousandRegisteredFds) {
   rlimit limit;
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
