@@ -2,13 +2,14 @@
 
 load("//bazel:build_defs.bzl", "ioloop_cc_library")
 
-def ioloop_backend(name, deps = [], target_compatible_with = None):
+def ioloop_backend(name, deps = [], as_default_deps = [], target_compatible_with = None):
     """Declares one backend's targets.
 
     //backends/<name> is public (the factory); :as_default is private (the shim
     //backends:default links when this backend is the build's default).
 
     Sources follow the folder convention: <name>_poller.{h,cc} and as_default.cc.
+    as_default_deps: what the shim needs besides the backend (e.g. a fallback backend).
     """
     compat = {"target_compatible_with": target_compatible_with} if target_compatible_with else {}
     ioloop_cc_library(
@@ -31,6 +32,6 @@ def ioloop_backend(name, deps = [], target_compatible_with = None):
             ":" + name,
             "//backends:default_poller_header",
             "//backends/internal:backend_util",
-        ],
+        ] + as_default_deps,
         **compat
     )

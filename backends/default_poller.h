@@ -2,9 +2,11 @@
 //
 // The default is chosen when building: Linux -> epoll; macOS, FreeBSD, OpenBSD ->
 // kqueue; anything else -> select (NetBSD too: the @platforms this builds with has no
-// constraint for it). The flag --//backends:poller=auto|epoll|kqueue|poll|select
+// constraint for it). The flag --//backends:poller=auto|epoll|io_uring|kqueue|poll|select
 // (from another workspace: --@ioloop//backends:poller=...) overrides it; a backend
-// the platform cannot build is an analysis error.
+// the platform cannot build is an analysis error. io_uring is the one run-time choice:
+// where the kernel refuses it, the default is epoll, and the first use says why on
+// stderr (one line).
 
 #ifndef IOLOOP_BACKENDS_DEFAULT_POLLER_H_
 #define IOLOOP_BACKENDS_DEFAULT_POLLER_H_
@@ -27,10 +29,12 @@ std::unique_ptr<Poller> NewDefaultPoller();
 absl::string_view DefaultPollerName();
 
 // NewPoller() creates the backend called `name` if this build has it: NotFound for a
-// name not compiled in (e.g. "kqueue" on Linux), the errno if creation fails.
+// name not compiled in (e.g. "kqueue" on Linux), Unavailable naming the cause for
+// "io_uring" where the kernel refuses it, the errno if creation fails.
 absl::StatusOr<std::unique_ptr<Poller>> NewPoller(absl::string_view name);
 
-// AvailablePollers() names every backend NewPoller() can create in this build.
+// AvailablePollers() names every backend NewPoller() can create in this build and on
+// this kernel ("io_uring" only where the kernel allows it).
 std::vector<absl::string_view> AvailablePollers();
 
 }  // namespace ioloop

@@ -1,6 +1,6 @@
 """The --//backends:poller build setting (Bazel 4.2.3 has no built-in string flag)."""
 
-POLLER_CHOICES = ["auto", "epoll", "kqueue", "poll", "select"]
+POLLER_CHOICES = ["auto", "epoll", "io_uring", "kqueue", "poll", "select"]
 
 def _poller_flag_impl(ctx):
     if ctx.build_setting_value not in POLLER_CHOICES:

@@ -7,6 +7,9 @@
 #ifdef IOLOOP_HAVE_EPOLL
 #include "backends/epoll/epoll_poller.h"
 #endif
+#ifdef IOLOOP_HAVE_IO_URING
+#include "backends/io_uring/io_uring_poller.h"
+#endif
 #ifdef IOLOOP_HAVE_KQUEUE
 #include "backends/kqueue/kqueue_poller.h"
 #endif
@@ -14,19 +17,27 @@
 namespace ioloop {
 
 std::vector<absl::string_view> AvailablePollers() {
-  return {
+  std::vector<absl::string_view> names;
 #ifdef IOLOOP_HAVE_EPOLL
-      "epoll",
+  names.push_back("epoll");
+#endif
+#ifdef IOLOOP_HAVE_IO_URING
+  if (IoUringSupport().ok()) names.push_back("io_uring");  // Compiled in, but may be refused.
 #endif
 #ifdef IOLOOP_HAVE_KQUEUE
-      "kqueue",
+  names.push_back("kqueue");
 #endif
-      "poll", "select"};
+  names.push_back("poll");
+  names.push_back("select");
+  return names;
 }
 
 absl::StatusOr<std::unique_ptr<Poller>> NewPoller(absl::string_view name) {
 #ifdef IOLOOP_HAVE_EPOLL
   if (name == "epoll") return NewEpollPoller();
+#endif
+#ifdef IOLOOP_HAVE_IO_URING
+  if (name == "io_uring") return NewIoUringPoller();
 #endif
 #ifdef IOLOOP_HAVE_KQUEUE
   if (name == "kqueue") return NewKqueuePoller();

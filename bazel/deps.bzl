@@ -159,6 +159,14 @@ def ioloop_deps():
     )
     _maybe(
         system_library_repository,
+        "liburing",
+        probe = "/usr/include/liburing.h",
+        package_hint = "liburing-dev",
+        packages = {"": {"liburing": ["uring"]}},
+        only_on = "linux",
+    )
+    _maybe(
+        system_library_repository,
         "com_github_libuv_libuv",
         probe = "/usr/include/uv.h",
         package_hint = "libuv1-dev",

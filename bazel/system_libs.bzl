@@ -6,6 +6,16 @@ entries, so a target names just the libraries its own headers call into.
 """
 
 def _system_library_repository_impl(ctx):
+    if ctx.attr.only_on and ctx.attr.only_on not in ctx.os.name.lower():
+        # Another OS: the targets exist (so BUILD files load) but only Linux-only
+        # targets use them, and those are incompatible here.
+        ctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % ctx.name)
+        lines = ["# %s is not used on %s.\n" % (ctx.attr.package_hint, ctx.os.name)]
+        for package, targets in json.decode(ctx.attr.packages_json).items():
+            for name in sorted(targets):
+                lines.append("cc_library(name = \"%s\", visibility = [\"//visibility:public\"])\n" % name)
+        ctx.file("BUILD", "\n".join(lines))
+        return
     if not ctx.path(ctx.attr.probe).exists:
         fail("%s not found: install the Debian package `%s` (./bazelw does)." %
              (ctx.attr.probe, ctx.attr.package_hint))
@@ -29,15 +39,20 @@ _system_library_repository = repository_rule(
         "probe": attr.string(mandatory = True),
         "package_hint": attr.string(mandatory = True),
         "packages_json": attr.string(mandatory = True),
+        "only_on": attr.string(),
     },
     local = True,
 )
 
-def system_library_repository(name, probe, package_hint, packages):
-    """packages: {bazel package: {target name: [library names for -l]}}."""
+def system_library_repository(name, probe, package_hint, packages, only_on = ""):
+    """packages: {bazel package: {target name: [library names for -l]}}.
+
+    only_on: an OS name ("linux"); elsewhere the targets are empty stubs, not an error.
+    """
     _system_library_repository(
         name = name,
         probe = probe,
         package_hint = package_hint,
         packages_json = json.encode(packages),
+        only_on = only_on,
     )

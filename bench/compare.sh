@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# compare.sh: ioloop against raw epoll, libevent and libuv, side by side, in one run.
+# compare.sh: ioloop (on epoll and on io_uring) against raw epoll, libevent and libuv,
+# side by side, in one run.
 #
 #   bash bench/compare.sh [REPS]        (default 5; from the repository root)
 #
@@ -16,7 +17,7 @@ cd "$root"
 reps="${1:-5}"
 out="$root/bench/results"
 mkdir -p "$out"
-impls=(ioloop raw libevent libuv)
+impls=(ioloop ioloop_uring raw libevent libuv)
 
 need=()
 for tool in valgrind strace gnuplot python3; do command -v "$tool" >/dev/null || need+=("$tool"); done

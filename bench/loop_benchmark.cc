@@ -159,10 +159,11 @@ BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStrings)
     ->Iterations(1)
     ->UseRealTime();
 
-#define IOLOOP_FOR_EACH_IMPL(BENCH, ...)                                            \
-  BENCHMARK_TEMPLATE(BENCH, IOLoopAdapter)->Name(#BENCH "/ioloop") __VA_ARGS__;     \
-  BENCHMARK_TEMPLATE(BENCH, RawAdapter)->Name(#BENCH "/raw") __VA_ARGS__;           \
-  BENCHMARK_TEMPLATE(BENCH, LibeventAdapter)->Name(#BENCH "/libevent") __VA_ARGS__; \
+#define IOLOOP_FOR_EACH_IMPL(BENCH, ...)                                                   \
+  BENCHMARK_TEMPLATE(BENCH, IOLoopAdapter)->Name(#BENCH "/ioloop") __VA_ARGS__;            \
+  BENCHMARK_TEMPLATE(BENCH, IOLoopUringAdapter)->Name(#BENCH "/ioloop_uring") __VA_ARGS__; \
+  BENCHMARK_TEMPLATE(BENCH, RawAdapter)->Name(#BENCH "/raw") __VA_ARGS__;                  \
+  BENCHMARK_TEMPLATE(BENCH, LibeventAdapter)->Name(#BENCH "/libevent") __VA_ARGS__;        \
   BENCHMARK_TEMPLATE(BENCH, LibuvAdapter)->Name(#BENCH "/libuv") __VA_ARGS__
 
 IOLOOP_FOR_EACH_IMPL(

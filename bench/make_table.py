@@ -5,7 +5,7 @@ import statistics
 import sys
 
 out, reps = sys.argv[1], sys.argv[2]
-IMPLS = ["ioloop", "raw", "libevent", "libuv"]
+IMPLS = ["ioloop", "ioloop_uring", "raw", "libevent", "libuv"]
 
 # (label, benchmark name pattern, counter, unit, lower is better)
 ROWS = [

@@ -3,7 +3,8 @@
 // what bench/compare.sh runs under `valgrind --tool=callgrind` (instructions) and
 // `strace -c -f` (system calls).
 //
-//   measure --impl=ioloop|raw|libevent|libuv --workload=w1|w2a|w2b|w3|w4|w5server|w5client
+//   measure --impl=ioloop|ioloop_uring|raw|libevent|libuv
+//   --workload=w1|w2a|w2b|w3|w4|w5server|w5client
 //           [--n=...] [--ops=...] [--port=...] [--ms=...]
 //   measure --impl=iostream|iostream_strings --workload=w5server [--n=...]
 //
@@ -154,6 +155,7 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (a.impl == "ioloop") return RunWorkload<IOLoopAdapter>(a);
+  if (a.impl == "ioloop_uring") return RunWorkload<IOLoopUringAdapter>(a);
   if (a.impl == "raw") return RunWorkload<RawAdapter>(a);
   if (a.impl == "libevent") return RunWorkload<LibeventAdapter>(a);
   if (a.impl == "libuv") return RunWorkload<LibuvAdapter>(a);

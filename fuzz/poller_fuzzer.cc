@@ -1,8 +1,14 @@
-// Fuzzes every real backend of the platform with random Register / Modify /
-// Unregister on real socketpairs against a model of what must be reported: a
+// Fuzzes every real backend of the platform (io_uring too, where the kernel allows it) with random
+// Register / Modify / Unregister on real socketpairs against a model of what must be reported: a
 // registered fd watched for kRead with data pending reports kRead, one watched for
 // kWrite reports kWrite (a socketpair with room is writable), an unregistered fd
 // reports nothing, and the statuses match the model (AlreadyExists, NotFound).
+//
+// One allowance: io_uring's one-shot poll records readiness when the fd becomes ready,
+// so data written and then read back between two Poll() calls may still be reported
+// as kRead once (a spurious wake-up; the read finds nothing). The model accepts that
+// extra kRead on io_uring only for an fd that had data at some point since the last
+// Poll().
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,7 +50,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<Poller> poller = *std::move(made);
   Fixture f;
   std::map<int, EventMask> registered;
-  std::map<int, int> pending;  // Bytes waiting on each watched end.
+  std::map<int, int> pending;    // Bytes waiting on each watched end.
+  std::map<int, bool> had_data;  // pending[fd] > 0 at some point since the last Poll().
+  const bool stale_reads_allowed = poller->Name() == "io_uring";
   while (!in.done()) {
     const int pair = static_cast<int>(in.Below(kPairs));
     const int fd = f.fds[2 * pair];
@@ -73,7 +81,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case 3:
-        if (write(f.fds[2 * pair + 1], "d", 1) == 1) ++pending[fd];
+        if (write(f.fds[2 * pair + 1], "d", 1) == 1) {
+          ++pending[fd];
+          had_data[fd] = true;
+        }
         break;
       case 4: {
         char buf[64];
@@ -100,8 +111,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           EventMask expected = kNone;
           if ((it->second & kRead) && pending[w] > 0) expected |= kRead;
           if (it->second & kWrite) expected |= kWrite;
-          IOLOOP_FUZZ_CHECK(got == expected);
+          const bool stale_read = stale_reads_allowed && had_data[w] && got == (expected | kRead);
+          IOLOOP_FUZZ_CHECK(got == expected || stale_read);
         }
+        for (int i = 0; i < kPairs; ++i) had_data[f.fds[2 * i]] = pending[f.fds[2 * i]] > 0;
         break;
       }
     }

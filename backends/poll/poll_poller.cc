@@ -47,6 +47,7 @@ class PollPoller final : public Poller {
     if (auto s = backend_internal::CheckArguments(kName, "Modify", fd, events); !s.ok()) return s;
     if (!table_.Contains(fd)) return backend_internal::NotRegistered(kName, "Modify", fd);
     table_.Set(fd, events);
+    pollfds_[index_[fd]].fd = fd;  // Watched again, if it was found closed.
     pollfds_[index_[fd]].events = ToPoll(events);
     return absl::OkStatus();
   }
@@ -59,7 +60,7 @@ class PollPoller final : public Poller {
     const int last = static_cast<int>(pollfds_.size()) - 1;
     if (i != last) {  // Keep the array dense: move the last entry into the hole.
       pollfds_[i] = pollfds_[last];
-      index_[pollfds_[i].fd] = i;
+      index_[FdOf(pollfds_[i])] = i;
     }
     pollfds_.pop_back();
     index_[fd] = -1;
@@ -78,6 +79,9 @@ class PollPoller final : public Poller {
       --n;
       ready.push_back(
           {p.fd, backend_internal::WithWatchedOnError(FromPoll(p.revents), table_.Get(p.fd))});
+      // Closed behind our back: reported once; a negative fd makes poll() skip the
+      // entry until Modify() (or Unregister()).
+      if (p.revents & POLLNVAL) pollfds_[i].fd = ~p.fd;
     }
     return absl::OkStatus();
   }
@@ -85,6 +89,8 @@ class PollPoller final : public Poller {
   absl::string_view Name() const override { return kName; }
 
  private:
+  static int FdOf(const pollfd& p) { return p.fd < 0 ? ~p.fd : p.fd; }
+
   FdTable table_;
   std::vector<pollfd> pollfds_;
   std::vector<int> index_;  // fd -> position in pollfds_, -1 if none.

@@ -62,10 +62,18 @@ class SelectPoller final : public Poller {
       tvp = &tv;
     }
     const int max_fd = fds_.empty() ? -1 : *std::max_element(fds_.begin(), fds_.end());
-    const int n = select(max_fd + 1, &readable, &writable, nullptr, tvp);
+    int n = select(max_fd + 1, &readable, &writable, nullptr, tvp);
+    if (n < 0 && errno == EBADF) {
+      // A registered fd was closed behind our back: report it once, stop watching it
+      // (until a Modify()), and look at the others without waiting.
+      ReportClosed(ready);
+      readable = read_set_;
+      writable = write_set_;
+      timeval zero{};
+      n = select(max_fd + 1, &readable, &writable, nullptr, &zero);
+    }
     if (n < 0) {
       if (errno == EINTR) return absl::OkStatus();
-      if (errno == EBADF) return ReportClosed(ready);
       return ErrnoStatus(errno, "select: select");
     }
     if (n == 0) return absl::OkStatus();
@@ -102,14 +110,15 @@ class SelectPoller final : public Poller {
       FD_CLR(fd, &write_set_);
   }
 
-  // select() failed with EBADF: a registered fd was closed. Report those as errors.
-  absl::Status ReportClosed(std::vector<PollEvent>& ready) {
+  // select() failed with EBADF: a registered fd was closed. Report each such fd as an
+  // error once, and clear its bits so the next select() skips it.
+  void ReportClosed(std::vector<PollEvent>& ready) {
     for (int fd : fds_) {
       if (!backend_internal::IsOpen(fd)) {
         ready.push_back({fd, backend_internal::WithWatchedOnError(kError, table_.Get(fd))});
+        Apply(fd, kNone);
       }
     }
-    return absl::OkStatus();
   }
 
   FdTable table_;

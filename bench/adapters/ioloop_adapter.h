@@ -4,16 +4,43 @@
 #define IOLOOP_BENCH_ADAPTERS_IOLOOP_ADAPTER_H_
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
 
+#include "backends/default_poller.h"
 #include "bench/adapters/adapter.h"
 #include "ioloop/io_loop.h"
 
 namespace ioloop::bench {
 
-class IOLoopAdapter {
- public:
+// The build's default backend (epoll on Linux unless --//backends:poller says else).
+struct DefaultBackend {
   static constexpr const char* kName = "ioloop";
+  static IOLoop::Options Options() { return {}; }
+};
+
+// io_uring, whatever the build's default, so one compare.sh run has both.
+struct IoUringBackend {
+  static constexpr const char* kName = "ioloop_uring";
+  static IOLoop::Options Options() {
+    IOLoop::Options options;
+    auto poller = NewPoller("io_uring");
+    if (!poller.ok()) {
+      std::fprintf(stderr, "bench: %s\n", poller.status().ToString().c_str());
+      std::exit(3);
+    }
+    options.poller = *std::move(poller);
+    return options;
+  }
+};
+
+template <class Backend>
+class BasicIOLoopAdapter {
+ public:
+  static constexpr const char* kName = Backend::kName;
+
+  BasicIOLoopAdapter() : loop_(Backend::Options()) {}
 
   template <class H>
   void WatchRead(int fd, H* h) {
@@ -44,6 +71,9 @@ class IOLoopAdapter {
   IOLoop loop_;
   std::vector<TimeoutHandle> timers_;
 };
+
+using IOLoopAdapter = BasicIOLoopAdapter<DefaultBackend>;
+using IOLoopUringAdapter = BasicIOLoopAdapter<IoUringBackend>;
 
 }  // namespace ioloop::bench
 
