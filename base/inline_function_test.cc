@@ -9,18 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/allocation_counter.h"
 #include "base/recycling_allocator.h"
 #include "gtest/gtest.h"
-
-// Counts operator new calls in this test binary.
-static std::atomic<uint64_t> g_news{0};
-void* operator new(size_t size) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace ioloop::base {
 namespace {
@@ -55,14 +46,14 @@ TEST(InlineFunctionTest, CallsWithArgumentsAndReturnsTheResult) {
 TEST(InlineFunctionTest, SmallCapturesDoNotAllocate) {
   int hits = 0;
   void* p = &hits;
-  const uint64_t before = g_news.load();
+  const uint64_t before = AllocationsInProcess();
   {
     Fn16 f = [&hits, p] { hits += (p != nullptr); };
     Fn16 g = std::move(f);
     EXPECT_FALSE(f);  // NOLINT: moved-from is empty by contract.
     g();
   }
-  EXPECT_EQ(g_news.load(), before);
+  EXPECT_EQ(AllocationsInProcess(), before);
   EXPECT_EQ(hits, 1);
   static_assert(Fn16::StoredInline<void (*)()>());
   static_assert(!Fn16::StoredInline<std::array<char, 17>>());
@@ -138,12 +129,12 @@ TEST(InlineFunctionTest, AssignmentDestroysTheOldCallableAfterTakingTheNewOne) {
 TEST(InlineFunctionTest, HeapBlocksAreRecycledInSteadyState) {
   std::array<char, 100> big{};
   for (int i = 0; i < 10; ++i) Fn16 warm = [big] { (void)big; };
-  const uint64_t before = g_news.load();
+  const uint64_t before = AllocationsInProcess();
   for (int i = 0; i < 1000; ++i) {
     Fn16 f = [big] { (void)big; };
     f();
   }
-  EXPECT_EQ(g_news.load(), before);
+  EXPECT_EQ(AllocationsInProcess(), before);
 }
 
 TEST(RecyclingAllocatorTest, BlocksFreedOnAnotherThreadAreReusedThere) {
@@ -151,9 +142,9 @@ TEST(RecyclingAllocatorTest, BlocksFreedOnAnotherThreadAreReusedThere) {
   for (int i = 0; i < 100; ++i) blocks.push_back(RecyclingAllocator::Allocate(48));
   std::thread([&] {
     for (void* b : blocks) RecyclingAllocator::Deallocate(b, 48);
-    const uint64_t before = g_news.load();
+    const uint64_t before = AllocationsInProcess();
     void* again = RecyclingAllocator::Allocate(40);
-    EXPECT_EQ(g_news.load(), before);
+    EXPECT_EQ(AllocationsInProcess(), before);
     RecyclingAllocator::Deallocate(again, 40);
   }).join();
 }
@@ -162,9 +153,9 @@ TEST(RecyclingAllocatorTest, LargeBlocksAreNotCached) {
   void* p = RecyclingAllocator::Allocate(RecyclingAllocator::kMaxRecycled + 1);
   std::memset(p, 1, RecyclingAllocator::kMaxRecycled + 1);
   RecyclingAllocator::Deallocate(p, RecyclingAllocator::kMaxRecycled + 1);
-  const uint64_t before = g_news.load();
+  const uint64_t before = AllocationsInProcess();
   p = RecyclingAllocator::Allocate(RecyclingAllocator::kMaxRecycled + 1);
-  EXPECT_EQ(g_news.load(), before + 1);
+  EXPECT_EQ(AllocationsInProcess(), before + 1);
   RecyclingAllocator::Deallocate(p, RecyclingAllocator::kMaxRecycled + 1);
 }
 

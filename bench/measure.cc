@@ -18,15 +18,13 @@
 #include <cstring>
 #include <string>
 
+#include "base/allocation_counter.h"
 #include "bench/adapters/ioloop_adapter.h"
 #include "bench/adapters/libevent_adapter.h"
 #include "bench/adapters/libuv_adapter.h"
 #include "bench/adapters/raw_adapter.h"
 #include "bench/iostream_echo.h"
 #include "bench/workloads.h"
-
-// operator new calls so far (bench/allocation_counter.cc).
-uint64_t AllocationCount();
 
 namespace ioloop::bench {
 namespace {
@@ -82,7 +80,7 @@ int RunWorkload(const Args& a) {
     EchoServerWorkload<Loop> server(loop);
     std::printf("port=%d\n", server.port());
     std::fflush(stdout);
-    const uint64_t allocations0 = AllocationCount();
+    const uint64_t allocations0 = base::AllocationsInProcess();
     CALLGRIND_START_INSTRUMENTATION;
     const int64_t cpu0 = ThreadCpuNanos();
     server.ServeUntilAllClosed(static_cast<int>(a.n));
@@ -91,7 +89,7 @@ int RunWorkload(const Args& a) {
     std::printf("impl=%s workload=w5server ops=%llu server_cpu_ns=%lld allocations=%llu\n",
                 Loop::kName, static_cast<unsigned long long>(server.messages()),
                 static_cast<long long>(cpu),
-                static_cast<unsigned long long>(AllocationCount() - allocations0));
+                static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0));
   } else {
     std::fprintf(stderr, "measure: unknown workload %s\n", a.workload.c_str());
     return 2;
@@ -138,7 +136,7 @@ int Main(int argc, char** argv) {
                                                    : IOStreamEchoServer::Style::kStrings);
     std::printf("port=%d\n", server.port());
     std::fflush(stdout);
-    const uint64_t allocations0 = AllocationCount();
+    const uint64_t allocations0 = base::AllocationsInProcess();
     CALLGRIND_START_INSTRUMENTATION;
     const int64_t cpu0 = ThreadCpuNanos();
     server.ServeUntilAllClosed(static_cast<int>(a.n));
@@ -149,7 +147,7 @@ int Main(int argc, char** argv) {
         "bytes_copied=%llu bytes_echoed=%llu\n",
         a.impl.c_str(), static_cast<unsigned long long>(server.messages()),
         static_cast<long long>(cpu),
-        static_cast<unsigned long long>(AllocationCount() - allocations0),
+        static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0),
         static_cast<unsigned long long>(server.bytes_copied()),
         static_cast<unsigned long long>(server.bytes_echoed()));
     return 0;

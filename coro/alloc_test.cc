@@ -7,27 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "base/allocation_counter.h"
 #include "coro/coro.h"
 #include "coro/stream.h"
 #include "gtest/gtest.h"
 #include "net/iostream.h"
 #include "net/testing/net_test_loop.h"
 #include "testing/fake_loop.h"
-
-namespace {
-thread_local uint64_t t_allocations = 0;
-}  // namespace
-
-void* operator new(size_t size) {
-  ++t_allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t size) { return operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
 
 namespace ioloop::coro {
 namespace {
@@ -38,10 +24,10 @@ struct Counts {
 };
 
 TEST(CoroAllocTest, TheCounterCounts) {
-  const uint64_t before = t_allocations;
+  const uint64_t before = base::AllocationsOnThisThread();
   auto* s = new std::string(100, 'x');
   delete s;
-  EXPECT_GE(t_allocations - before, 2u);
+  EXPECT_GE(base::AllocationsOnThisThread() - before, 2u);
 }
 
 TEST(CoroAllocTest, SleepAllocatesNothingInSteadyState) {
@@ -51,10 +37,10 @@ TEST(CoroAllocTest, SleepAllocatesNothingInSteadyState) {
   };
   auto body = [](Task<> (*sleeps)(int)) -> Task<Counts> {
     co_await sleeps(100);  // Warm up: frame caches, timer heap, loop vectors.
-    const uint64_t a0 = t_allocations;
+    const uint64_t a0 = base::AllocationsOnThisThread();
     const uint64_t f0 = ThreadFrameStats().fresh;
     co_await sleeps(1000);
-    co_return Counts{t_allocations - a0, ThreadFrameStats().fresh - f0};
+    co_return Counts{base::AllocationsOnThisThread() - a0, ThreadFrameStats().fresh - f0};
   };
   Counts c = RunSync(fake.loop(), body(+sleeps));
   EXPECT_EQ(c.fresh_frames, 0u);
@@ -81,10 +67,10 @@ TEST(CoroAllocTest, EchoRoundTripAllocatesNothingInSteadyState) {
   };
   auto body = [](IOStream* c, Task<> (*ping)(IOStream*, int)) -> Task<Counts> {
     co_await ping(c, 100);
-    const uint64_t a0 = t_allocations;
+    const uint64_t a0 = base::AllocationsOnThisThread();
     const uint64_t f0 = ThreadFrameStats().fresh;
     co_await ping(c, 1000);
-    co_return Counts{t_allocations - a0, ThreadFrameStats().fresh - f0};
+    co_return Counts{base::AllocationsOnThisThread() - a0, ThreadFrameStats().fresh - f0};
   };
   Spawn(*t.loop(), echo(&server));
   Counts c = RunSync(*t.loop(), body(&client, +ping), absl::Seconds(20));

@@ -1,7 +1,7 @@
 // The loop's steady state allocates nothing: AddTimeout, RemoveTimeout, a timeout
 // firing, AddCallback and handler dispatch, with captures of up to 48 bytes, once
 // the loop's containers and free lists are warm. Counted with a replaced operator
-// new in this test binary, on the real loop (default poller, real clock) and a pipe.
+// new (//base:allocation_counter), on the real loop (default poller, real clock) and a pipe.
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,17 +12,9 @@
 #include <cstdlib>
 #include <new>
 
+#include "base/allocation_counter.h"
 #include "gtest/gtest.h"
 #include "ioloop/io_loop.h"
-
-static std::atomic<uint64_t> g_allocations{0};
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace ioloop {
 namespace {
@@ -41,9 +33,9 @@ uint64_t AllocationsDuring(IOLoop& loop, int rounds, Round round) {
   uint64_t allocations = 0;
   loop.AddCallback([&] {
     for (int i = 0; i < 100; ++i) round();  // Warm: vectors sized, free lists filled.
-    const uint64_t before = g_allocations.load();
+    const uint64_t before = base::AllocationsOnThisThread();
     for (int i = 0; i < rounds; ++i) round();
-    allocations = g_allocations.load() - before;
+    allocations = base::AllocationsOnThisThread() - before;
     loop.Stop();
   });
   loop.Start();
@@ -71,9 +63,9 @@ TEST(IOLoopAllocationTest, TimeoutsThatFire) {
     ASSERT_TRUE(loop.RunOnce(absl::ZeroDuration()));
   };
   for (int i = 0; i < 100; ++i) round();
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = base::AllocationsOnThisThread();
   for (int i = 0; i < 1000; ++i) round();
-  EXPECT_EQ(g_allocations.load() - before, 0u);
+  EXPECT_EQ(base::AllocationsOnThisThread() - before, 0u);
   EXPECT_EQ(fired, 1100);
 }
 
@@ -86,9 +78,9 @@ TEST(IOLoopAllocationTest, CallbacksWith48ByteCaptures) {
     ASSERT_TRUE(loop.RunOnce(absl::ZeroDuration()));
   };
   for (int i = 0; i < 100; ++i) round();
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = base::AllocationsOnThisThread();
   for (int i = 0; i < 1000; ++i) round();
-  EXPECT_EQ(g_allocations.load() - before, 0u);
+  EXPECT_EQ(base::AllocationsOnThisThread() - before, 0u);
   EXPECT_EQ(ran, 11000);
 }
 
@@ -111,9 +103,9 @@ TEST(IOLoopAllocationTest, HandlerDispatch) {
     ASSERT_TRUE(loop.RunOnce(absl::Seconds(10)));
   };
   for (int i = 0; i < 100; ++i) round();
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = base::AllocationsOnThisThread();
   for (int i = 0; i < 1000; ++i) round();
-  EXPECT_EQ(g_allocations.load() - before, 0u);
+  EXPECT_EQ(base::AllocationsOnThisThread() - before, 0u);
   EXPECT_EQ(reads, 1100);
   ASSERT_TRUE(loop.RemoveHandler(fds[0]).ok());
   close(fds[0]);
