@@ -1,4 +1,6 @@
-// The chat server with real loopback clients, on the fake poller (real sockets).
+// The chat server, written with callbacks (ChatServer) and with coroutines
+// (CoroChatServer), held to the same tests: real loopback clients, on the fake poller
+// (real sockets).
 
 #include "examples/chat_server.h"
 
@@ -7,6 +9,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "examples/coro_chat_server.h"
 #include "gtest/gtest.h"
 #include "net/testing/net_test_loop.h"
 
@@ -17,12 +20,43 @@ using net_testing::ConnectTo;
 using net_testing::ReadAvailable;
 using net_testing::WriteAll;
 
-class ChatServerTest : public ::testing::Test {
+// The part of either server the tests look at.
+class ServerUnderTest {
+ public:
+  virtual ~ServerUnderTest() = default;
+  virtual int port() const = 0;
+  virtual size_t clients() const = 0;
+  virtual uint64_t dropped_slow() const = 0;
+};
+
+template <typename Server>
+class Holder final : public ServerUnderTest {
+ public:
+  explicit Holder(std::unique_ptr<Server> server) : server_(std::move(server)) {}
+  int port() const override { return server_->port(); }
+  size_t clients() const override { return server_->clients(); }
+  uint64_t dropped_slow() const override { return server_->dropped_slow(); }
+
+ private:
+  std::unique_ptr<Server> server_;
+};
+
+template <typename Server>
+absl::StatusOr<std::unique_ptr<ServerUnderTest>> Start(IOLoop* loop,
+                                                       const ChatServerOptions& options) {
+  auto server = Server::Listen(loop, options);
+  if (!server.ok()) return server.status();
+  return std::make_unique<Holder<Server>>(*std::move(server));
+}
+
+// The parameter: "callbacks" (ChatServer) or "coroutines" (CoroChatServer).
+class ChatServerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ChatServerOptions options;
     options.max_queued_bytes = 64 * 1024;
-    auto server = ChatServer::Listen(t_.loop(), options);
+    auto server = GetParam() == "callbacks" ? Start<ChatServer>(t_.loop(), options)
+                                            : Start<CoroChatServer>(t_.loop(), options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
   }
@@ -46,10 +80,10 @@ class ChatServerTest : public ::testing::Test {
   }
 
   net_testing::NetTestLoop t_{"fake"};
-  std::unique_ptr<ChatServer> server_;
+  std::unique_ptr<ServerUnderTest> server_;
 };
 
-TEST_F(ChatServerTest, NickBroadcastAndQuit) {
+TEST_P(ChatServerTest, NickBroadcastAndQuit) {
   Peer a = Join(), b = Join(), c = Join();
   EXPECT_TRUE(Sees(a, "* guest2 joined"));
   ASSERT_TRUE(WriteAll(a.fd, "/nick alice\n"));
@@ -71,7 +105,7 @@ TEST_F(ChatServerTest, NickBroadcastAndQuit) {
   EXPECT_TRUE(t_.RunUntil([&] { return server_->clients() == 0; }));
 }
 
-TEST_F(ChatServerTest, AClientThatNeverReadsIsDroppedOthersCarryOn) {
+TEST_P(ChatServerTest, AClientThatNeverReadsIsDroppedOthersCarryOn) {
   Peer talker = Join(), reader = Join();
   // The sleeper's kernel buffer is kept small, so the server's queue fills sooner.
   Peer sleeper{socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ""};
@@ -101,7 +135,7 @@ TEST_F(ChatServerTest, AClientThatNeverReadsIsDroppedOthersCarryOn) {
   for (int fd : {talker.fd, reader.fd, sleeper.fd}) close(fd);
 }
 
-TEST_F(ChatServerTest, TooLongALineIsRefusedAndTheConnectionEnds) {
+TEST_P(ChatServerTest, TooLongALineIsRefusedAndTheConnectionEnds) {
   Peer a = Join(), b = Join();
   ASSERT_TRUE(WriteAll(a.fd, std::string(5000, 'x')));
   EXPECT_TRUE(Sees(a, "* line too long\n"));
@@ -111,6 +145,9 @@ TEST_F(ChatServerTest, TooLongALineIsRefusedAndTheConnectionEnds) {
   close(a.fd);
   close(b.fd);
 }
+
+INSTANTIATE_TEST_SUITE_P(BothStyles, ChatServerTest, ::testing::Values("callbacks", "coroutines"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace ioloop::examples
