@@ -363,6 +363,23 @@ bool IOStream::StepReadSlow(Frame& frame) {
 
 // --- Writes -------------------------------------------------------------------------
 
+absl::Status IOStream::Write(absl::string_view data) {
+  if (ABSL_PREDICT_TRUE(!closed_ && !shutdown_requested_ && write_queue_.empty() &&
+                        !data.empty() && data.size() <= options_.max_write_buffer_size)) {
+    // The common case: nothing queued, and the kernel takes it all.
+    const size_t sent = SendDirect(data);
+    queued_end_ += data.size();
+    if (ABSL_PREDICT_TRUE(sent == data.size())) return absl::OkStatus();
+    if (!closed_) {
+      write_queue_.Append(data.substr(sent));
+      stats_.bytes_copied += data.size() - sent;
+      if (frames_ == nullptr) UpdateInterest();
+    }
+    return absl::OkStatus();
+  }
+  return Write(data, WriteCallback());
+}
+
 absl::Status IOStream::Write(absl::string_view data, WriteCallback cb) {
   if (closed_) {
     return absl::FailedPreconditionError(
@@ -485,6 +502,10 @@ void IOStream::ShutdownWrite() {
 void IOStream::OnEvents(EventMask events) {
   Frame frame(this);
   try {
+    if (ABSL_PREDICT_TRUE(events == kRead) && ChunkFastPathReady()) {
+      OnChunkReadable(frame);
+      return;
+    }
     // Completions are due only if something changed since they last ran.
     bool changed = false;
     if (events & kWrite) {
@@ -509,6 +530,56 @@ void IOStream::OnEvents(EventMask events) {
     }
     throw;
   }
+}
+
+// ChunkFastPathReady(): a streaming read is pending with nothing buffered, in no stack
+// context, on an open stream: the next read(2)'s bytes can go straight to on_chunk.
+bool IOStream::ChunkFastPathReady() const {
+  return has_read_ && read_.streaming && read_buffer_.empty() && !closed_ && !eof_ &&
+         read_.on_chunk != nullptr && read_.context.empty();
+}
+
+// OnChunkReadable() is HandleRead() plus DrainCompletions() and Finish() for the
+// streaming hot path (ChunkFastPathReady()): one read(2); if its bytes neither finish
+// the read nor fill the request, they go straight to on_chunk, and when the callback
+// left nothing else to do (no close, no queued bytes, no write completion) the stream
+// is done with the event after releasing the buffer. Any other outcome continues on
+// the general path, which handles it as HandleRead() would.
+void IOStream::OnChunkReadable(Frame& frame) {
+  const size_t want = std::min(options_.read_chunk_size, options_.max_buffer_size);
+  const ssize_t n = read_buffer_.Read(fd_, want);
+  ++stats_.read_calls;
+  bool changed = false;
+  if (ABSL_PREDICT_TRUE(n > 0)) {
+    const size_t got = static_cast<size_t>(n);
+    stats_.bytes_read += got;
+    ReadRequest& r = read_;
+    if (ABSL_PREDICT_TRUE(got < want && (r.kind == ReadKind::kUntilClose || r.limit > got))) {
+      const absl::string_view chunk = read_buffer_.View();
+      read_buffer_.Consume(got);  // The view stays valid until Settle().
+      if (r.kind == ReadKind::kBytes) r.limit -= got;
+      (*r.on_chunk)(chunk);
+      if (frame.destroyed) return;
+      if (ABSL_PREDICT_TRUE(!closed_ && write_queue_.empty() && writes_head_ == writes_.size())) {
+        // Nothing became due: what DrainCompletions() would find, without looking.
+        read_buffer_.Settle();
+        if (ABSL_PREDICT_TRUE(registered_ && interest_ == kRead)) return;
+        Finish(frame);
+        return;
+      }
+    }
+    if (!DrainCompletions(frame)) return;
+    if (got == want) changed = HandleRead(frame);  // More may be waiting.
+    if (frame.destroyed) return;
+  } else if (n == 0) {
+    eof_ = true;
+    changed = true;
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    CloseNow(ErrnoStatus(errno, "IOStream: read", fd_), /*clean=*/false);
+    changed = true;
+  }
+  if (changed && !DrainCompletions(frame)) return;
+  Finish(frame);
 }
 
 // HandleRead() reads while the pending read wants data, running completions after

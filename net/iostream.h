@@ -178,7 +178,8 @@ class IOStream {
   // kResourceExhausted if the queue would exceed max_write_buffer_size (nothing is
   // queued). A socket error found while writing closes the stream; the write then
   // returned OK and `cb` gets the error.
-  absl::Status Write(absl::string_view data, WriteCallback cb = nullptr);
+  absl::Status Write(absl::string_view data);
+  absl::Status Write(absl::string_view data, WriteCallback cb);
   absl::Status Write(absl::Cord data, WriteCallback cb = nullptr);
 
   // ShutdownWrite() half-closes: once the queue has drained, the peer sees EOF. Reads
@@ -243,6 +244,8 @@ class IOStream {
 
   void StartRead(ReadRequest&& request);
   void OnEvents(EventMask events);
+  bool ChunkFastPathReady() const;
+  void OnChunkReadable(Frame& frame);
   bool HandleRead(Frame& frame);
   void HandleWrite();
   void HandleErrorOnly();
