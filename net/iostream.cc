@@ -13,6 +13,8 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/check.h"
@@ -367,9 +369,15 @@ absl::Status IOStream::Write(absl::string_view data) {
   if (ABSL_PREDICT_TRUE(!closed_ && !shutdown_requested_ && write_queue_.empty() &&
                         !data.empty() && data.size() <= options_.max_write_buffer_size)) {
     // The common case: nothing queued, and the kernel takes it all.
-    const size_t sent = SendDirect(data);
+    const ssize_t n = RetryOnEintr([&] { return send(fd_, data.data(), data.size(), kSendFlags); });
+    ++stats_.write_calls;
     queued_end_ += data.size();
-    if (ABSL_PREDICT_TRUE(sent == data.size())) return absl::OkStatus();
+    if (ABSL_PREDICT_TRUE(n == static_cast<ssize_t>(data.size()))) {
+      flushed_ += data.size();
+      stats_.bytes_written += data.size();
+      return absl::OkStatus();
+    }
+    const size_t sent = SentBytes(n);
     if (!closed_) {
       write_queue_.Append(data.substr(sent));
       stats_.bytes_copied += data.size() - sent;
@@ -439,6 +447,12 @@ size_t IOStream::SendDirect(absl::string_view data) {
   if (data.empty()) return 0;
   const ssize_t n = RetryOnEintr([&] { return send(fd_, data.data(), data.size(), kSendFlags); });
   ++stats_.write_calls;
+  return SentBytes(n);
+}
+
+// SentBytes() accounts for send(2)'s result `n`: the bytes the kernel took (0 on an
+// error, which closes the stream unless it is EAGAIN).
+size_t IOStream::SentBytes(ssize_t n) {
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       CloseNow(ErrnoStatus(errno, "IOStream: send", fd_), /*clean=*/false);
@@ -499,53 +513,13 @@ void IOStream::ShutdownWrite() {
 
 // --- Events and completions ---------------------------------------------------------
 
-void IOStream::OnEvents(EventMask events) {
-  Frame frame(this);
-  try {
-    if (ABSL_PREDICT_TRUE(events == kRead) && ChunkFastPathReady()) {
-      OnChunkReadable(frame);
-      return;
-    }
-    // Completions are due only if something changed since they last ran.
-    bool changed = false;
-    if (events & kWrite) {
-      HandleWrite();
-      changed = true;
-    }
-    if ((events & kRead) && !closed_) {
-      changed |= HandleRead(frame);
-      if (frame.destroyed) return;
-    }
-    if ((events & (kRead | kWrite)) == 0 && (events & kError) && !closed_) {
-      HandleErrorOnly();
-      changed = true;
-    }
-    if (changed && !DrainCompletions(frame)) return;
-    Finish(frame);
-  } catch (...) {
-    // A callback threw: zero cost until then, unlike a check on every return.
-    if (!frame.destroyed) {
-      frames_ = frame.outer;
-      OnCallbackThrew();
-    }
-    throw;
-  }
-}
-
-// ChunkFastPathReady(): a streaming read is pending with nothing buffered, in no stack
-// context, on an open stream: the next read(2)'s bytes can go straight to on_chunk.
-bool IOStream::ChunkFastPathReady() const {
-  return has_read_ && read_.streaming && read_buffer_.empty() && !closed_ && !eof_ &&
-         read_.on_chunk != nullptr && read_.context.empty();
-}
-
 // OnChunkReadable() is HandleRead() plus DrainCompletions() and Finish() for the
 // streaming hot path (ChunkFastPathReady()): one read(2); if its bytes neither finish
 // the read nor fill the request, they go straight to on_chunk, and when the callback
 // left nothing else to do (no close, no queued bytes, no write completion) the stream
 // is done with the event after releasing the buffer. Any other outcome continues on
 // the general path, which handles it as HandleRead() would.
-void IOStream::OnChunkReadable(Frame& frame) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void IOStream::OnChunkReadable(Frame& frame) {
   const size_t want = std::min(options_.read_chunk_size, options_.max_buffer_size);
   const ssize_t n = read_buffer_.Read(fd_, want);
   ++stats_.read_calls;
@@ -580,6 +554,39 @@ void IOStream::OnChunkReadable(Frame& frame) {
   }
   if (changed && !DrainCompletions(frame)) return;
   Finish(frame);
+}
+
+void IOStream::OnEvents(EventMask events) {
+  Frame frame(this);
+  try {
+    if (ABSL_PREDICT_TRUE(events == kRead) && ChunkFastPathReady()) {
+      OnChunkReadable(frame);
+      return;
+    }
+    // Completions are due only if something changed since they last ran.
+    bool changed = false;
+    if (events & kWrite) {
+      HandleWrite();
+      changed = true;
+    }
+    if ((events & kRead) && !closed_) {
+      changed |= HandleRead(frame);
+      if (frame.destroyed) return;
+    }
+    if ((events & (kRead | kWrite)) == 0 && (events & kError) && !closed_) {
+      HandleErrorOnly();
+      changed = true;
+    }
+    if (changed && !DrainCompletions(frame)) return;
+    Finish(frame);
+  } catch (...) {
+    // A callback threw: zero cost until then, unlike a check on every return.
+    if (!frame.destroyed) {
+      frames_ = frame.outer;
+      OnCallbackThrew();
+    }
+    throw;
+  }
 }
 
 // HandleRead() reads while the pending read wants data, running completions after

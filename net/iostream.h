@@ -70,6 +70,8 @@
 #ifndef IOLOOP_NET_IOSTREAM_H_
 #define IOLOOP_NET_IOSTREAM_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -244,7 +246,13 @@ class IOStream {
 
   void StartRead(ReadRequest&& request);
   void OnEvents(EventMask events);
-  bool ChunkFastPathReady() const;
+  // ChunkFastPathReady(): a streaming read is pending with nothing buffered, in no
+  // stack context, on an open stream: the next read(2)'s bytes can go straight to
+  // on_chunk.
+  bool ChunkFastPathReady() const {
+    return has_read_ && read_.streaming && read_buffer_.empty() && !closed_ && !eof_ &&
+           read_.context.empty() && read_.on_chunk != nullptr;
+  }
   void OnChunkReadable(Frame& frame);
   bool HandleRead(Frame& frame);
   void HandleWrite();
@@ -271,6 +279,7 @@ class IOStream {
   void OnCallbackThrew();
   void Dispatch(EventMask events);
   size_t SendDirect(absl::string_view data);
+  size_t SentBytes(ssize_t n);
   void FlushQueue();
 
   IOLoop* const loop_;
