@@ -248,12 +248,13 @@ class IOStream {
   void OnEvents(EventMask events);
   // ChunkFastPathReady(): a streaming read is pending with nothing buffered, in no
   // stack context, on an open stream: the next read(2)'s bytes can go straight to
-  // on_chunk.
+  // on_chunk. (A chunk callback that threw is gone, but then the stream is closed.)
   bool ChunkFastPathReady() const {
     return has_read_ && read_.streaming && read_buffer_.empty() && !closed_ && !eof_ &&
-           read_.context.empty() && read_.on_chunk != nullptr;
+           read_.context.empty();
   }
-  void OnChunkReadable(Frame& frame);
+  void AfterRead(Frame& frame, ssize_t n, size_t want);
+  void HandleEvents(Frame& frame, EventMask events);
   bool HandleRead(Frame& frame);
   void HandleWrite();
   void HandleErrorOnly();
@@ -280,6 +281,8 @@ class IOStream {
   void Dispatch(EventMask events);
   size_t SendDirect(absl::string_view data);
   size_t SentBytes(ssize_t n);
+  void WriteAfterSend(absl::string_view data, ssize_t n);
+  absl::Status WriteWithoutCallback(absl::string_view data);
   void FlushQueue();
 
   IOLoop* const loop_;

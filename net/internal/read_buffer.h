@@ -79,6 +79,7 @@ class ReadBuffer {
   // Consume() drops the first `n` bytes. Memory is not released until Settle(), so a
   // view of them stays valid until then.
   void Consume(size_t n) { begin_ += n < size() ? n : size(); }
+  void ConsumeAll() { begin_ = end_; }
 
   // Settle() moves borrowed bytes into owned storage, frees storage once empty and
   // shrinks storage that is mostly unused.
