@@ -1,10 +1,10 @@
 // Poller factories: the build's default backend, and any compiled-in backend by name.
 //
-// The default is chosen when building: Linux -> epoll; macOS, FreeBSD, OpenBSD,
-// NetBSD -> kqueue; anything else -> select. The flag
-// --//backends:poller=auto|epoll|kqueue|poll|select (from another workspace:
-// --@ioloop//backends:poller=...) overrides it; a backend the platform cannot build
-// is an analysis error.
+// The default is chosen when building: Linux -> epoll; macOS, FreeBSD, OpenBSD ->
+// kqueue; anything else -> select (NetBSD too: the @platforms this builds with has no
+// constraint for it). The flag --//backends:poller=auto|epoll|kqueue|poll|select
+// (from another workspace: --@ioloop//backends:poller=...) overrides it; a backend
+// the platform cannot build is an analysis error.
 
 #ifndef IOLOOP_BACKENDS_DEFAULT_POLLER_H_
 #define IOLOOP_BACKENDS_DEFAULT_POLLER_H_

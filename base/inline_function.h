@@ -1,10 +1,9 @@
 // InlineFunction<R(Args...), N>: a move-only owner of a callable, like
 // absl::AnyInvocable, that keeps callables of up to N bytes inside itself.
 //
-// The loop stores every callback, timeout and handler it is given. AnyInvocable keeps
-// 16 bytes inline, so a lambda capturing three words goes to the heap on every
-// AddTimeout() and AddCallback(). InlineFunction lets each container pick its inline
-// size, keeps trivially copyable callables (function pointers, lambdas capturing
+// The loop stores every callback, timeout and handler it is given, at a high rate.
+// InlineFunction lets each container pick its inline size (AnyInvocable's is fixed at
+// 16 bytes), keeps trivially copyable callables (function pointers, lambdas capturing
 // pointers and integers) on a path with no indirect call to move or destroy, and puts
 // larger callables in blocks from base::RecyclingAllocator, so a steady stream of them
 // does not call operator new either.

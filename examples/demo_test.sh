@@ -75,4 +75,25 @@ grep -q "dropped idle" <<<"$echo_rest" && grep -q "chat_server: stopped after" <
   { echo "FAILED: chat server summary: $chat_rest"; exit 1; }
 echo "ok: both servers stopped on SIGINT and reported: $echo_rest"
 passed=$((passed + 1))
+
+# The echo server on two loop threads, in each mode: same clients, then SIGINT and
+# each loop's share (handoff: connections 1 and 3 on loop 0, 2 on loop 1).
+fd=6
+for mode in handoff reuseport; do
+  start echo_server "$fd" --loops=2 --mode="$mode"
+  check "$mode: socat echo" "hello socat" "$(printf 'hello socat\n' | socat -t 5 - "TCP:127.0.0.1:$port")"
+  check "$mode: nc echo" "hello nc" "$(printf 'hello nc\n' | nc -N -w 10 127.0.0.1 "$port")"
+  check "$mode: socat echo of 300,000 bytes" "${#big}" "$(printf '%s' "$big" | socat -t 5 - "TCP:127.0.0.1:$port" | wc -c | tr -d ' ')"
+  kill -INT "${pids[0]}"
+  wait "${pids[0]}"
+  pids=()
+  rest=$(cat <&"$fd")
+  total=$(sed -n 's/.*loop [01]: \([0-9]*\) connections.*/\1/p' <<<"$rest" | awk '{s += $1} END {print s}')
+  check "$mode: connections over both loops" 3 "$total"
+  if [ "$mode" = handoff ]; then
+    grep -q "loop 0: 2 connections" <<<"$rest" && grep -q "loop 1: 1 connections" <<<"$rest" ||
+      { echo "FAILED: handoff is not round-robin: $rest"; exit 1; }
+  fi
+  fd=$((fd + 1))
+done
 echo "$passed passed, 0 failed"

@@ -15,6 +15,10 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Listen(IOLoop* loop,
   return server;
 }
 
+std::unique_ptr<EchoServer> EchoServer::ForStreams(IOLoop* loop, EchoServerOptions options) {
+  return std::unique_ptr<EchoServer>(new EchoServer(loop, std::move(options)));
+}
+
 EchoServer::EchoServer(IOLoop* loop, EchoServerOptions options)
     : loop_(loop),
       options_(std::move(options)),

@@ -39,7 +39,14 @@ class EchoServer {
   // Listen() binds and starts serving on `loop`. Errors name the address.
   static absl::StatusOr<std::unique_ptr<EchoServer>> Listen(IOLoop* loop,
                                                             EchoServerOptions options);
+  // ForStreams() makes a server that listens on nothing and echoes the streams given
+  // to Serve(): one per loop when a MultiLoopTCPServer spreads connections
+  // (examples/multi_loop_echo_server.h).
+  static std::unique_ptr<EchoServer> ForStreams(IOLoop* loop, EchoServerOptions options);
   ~EchoServer();  // Closes the listener and every connection.
+
+  // Serve() echoes `stream`, a connection on this server's loop. Loop thread.
+  void Serve(std::unique_ptr<IOStream> stream);
 
   int port() const { return server_.Port(); }
   size_t open_connections() const { return connections_.size(); }
@@ -61,7 +68,6 @@ class EchoServer {
   };
 
   EchoServer(IOLoop* loop, EchoServerOptions options);
-  void Serve(std::unique_ptr<IOStream> stream);
   void ReadNext(Connection* c);
   void CheckIdle(Connection* c);
 

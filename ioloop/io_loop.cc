@@ -570,8 +570,9 @@ absl::Status IOLoop::Teardown(bool close_fds) {
       std::vector<FdSlot>().swap(fds_);
       sparse_fds_.clear();
       handler_count_ = 0;
+      // No Unregister() per fd: the poller is released right after (Close() and
+      // ~IOLoop are the only callers), which drops every registration at once.
       for (auto& [fd, entry] : doomed) {
-        if (poller_) poller_->Unregister(fd).IgnoreError();
         if (close_fds && close(fd) < 0 && errno != EBADF) {
           status.Update(ErrnoStatus(errno, "IOLoop::Close: close", fd));
         }

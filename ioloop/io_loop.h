@@ -33,8 +33,8 @@
 // timers/clock.h). AddTimeout(delay) counts `delay` from the loop's cached time, read
 // at most once per phase of an iteration: the first AddTimeout(delay) after the loop
 // returns from polling reads the clock, later ones in the same batch reuse that
-// reading, and the timeout phase reads it again (libuv's loop time works the same
-// way; Tornado read the clock per call). So a timeout never fires before `delay` has
+// reading, and the timeout phase reads it again (a per-iteration loop time; see
+// docs/ioloop.md for how this differs from Tornado). So a timeout never fires before `delay` has
 // passed since that reading, and a handler that runs long before adding a timeout can
 // see it fire early by up to the time it ran: call UpdateTime() first when that
 // matters. A timeout fires late by at most the poller's resolution (1 ms for epoll and
@@ -142,10 +142,10 @@ struct BlockingReport {
 using BlockingAction = absl::AnyInvocable<void(const BlockingReport&)>;
 
 // LoopMetrics: counters for a monitoring system, since the loop was made. Cheap
-// enough to leave on: each is a plain store on the loop's thread; idle_time costs
-// two coarse clock reads per poll (Clock::CoarseNowNanos(): a few nanoseconds on
-// Linux, a tick of 1-4 ms, so it is an unbiased estimate over many polls rather than
-// exact per poll).
+// enough to leave on: each is a plain store on the loop's thread, made once per batch;
+// idle_time costs two coarse clock reads per poll (Clock::CoarseNowNanos(), whose
+// resolution is one kernel tick, so it is an unbiased estimate over many polls rather
+// than exact per poll).
 struct LoopMetrics {
   uint64_t iterations = 0;                // Times the loop went round.
   uint64_t events_dispatched = 0;         // Handler calls.
@@ -226,7 +226,11 @@ class IOLoop {
   // wake-up is already on its way: a post to a busy loop costs no system call.
   void AddCallback(Callback callback);
   // AddCallback() for any callable: the same, storing it without converting it to a
-  // Callback first (no allocation for callables of up to kInlineCallableSize bytes).
+  // Callback first. Callables of up to kInlinePostSize bytes are stored in the queue
+  // itself; larger ones in per-thread recycled blocks (base/recycling_allocator.h), so
+  // posting from the loop's thread allocates nothing in steady state, while a thread
+  // that only posts large callables allocates (their blocks return to the loop's
+  // thread, which frees them).
   template <ioloop_internal::CallbackLike F>
   void AddCallback(F&& callback) {
     if (ABSL_PREDICT_FALSE(StackContext::Active())) {
@@ -263,9 +267,12 @@ class IOLoop {
     return EmplaceTimeout(DeadlineAfter(delay), std::forward<F>(callback));
   }
 
-  // kInlineCallableSize: callbacks and handlers up to this size are stored inside the
-  // loop's own records (AddTimeout: TimerHeap::kInlineCallbackSize).
+  // kInlineCallableSize: handlers up to this size are stored inside the loop's own
+  // records; kInlinePostSize: the same for AddCallback() (small, so that the queue
+  // other threads write into stays dense); AddTimeout(): TimerHeap::kInlineCallbackSize.
+  // Larger callables take a recycled block.
   static constexpr size_t kInlineCallableSize = 48;
+  static constexpr size_t kInlinePostSize = 16;
 
   // RemoveTimeout() cancels a timeout and destroys its callback at once; a no-op for a
   // timeout that fired or was removed, a null handle, or a handle of another loop.
@@ -347,7 +354,7 @@ class IOLoop {
   void Log(absl::string_view message);
 
  private:
-  using QueuedCallback = base::InlineFunction<void(), kInlineCallableSize>;
+  using QueuedCallback = base::InlineFunction<void(), kInlinePostSize>;
   using HandlerFunction = base::InlineFunction<void(int, EventMask), kInlineCallableSize>;
   struct HandlerEntry {
     HandlerFunction handler;

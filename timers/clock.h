@@ -10,13 +10,12 @@
 //   - its readings look like wall-clock times, so Tornado's `time.time() + 5` ports
 //     directly: `loop.AddTimeout(absl::Now() + absl::Seconds(5), cb)` fires about 5 s
 //     later. That deadline is wall-clock based, so it is off by however much the wall
-//     clock has been stepped or slewed since the offset was fixed (NTP slews at most
-//     500 ppm: 1.8 ms an hour); a delay (`AddTimeout(absl::Seconds(5), cb)`) is not
-//     affected at all.
-// Precision: nanoseconds as absl::Time; the resolution is CLOCK_MONOTONIC's (1 ns on
-// Linux). CoarseNowNanos() reads CLOCK_MONOTONIC_COARSE on Linux (a few nanoseconds,
-// one kernel tick of resolution: 1 to 4 ms). The offset is read once, so two processes' RealClock()
-// can disagree by the error of absl::Now() when each fixed it (microseconds).
+//     clock has been stepped or slewed since the offset was fixed; a delay
+//     (`AddTimeout(absl::Seconds(5), cb)`) is not affected at all.
+// Precision: nanoseconds as absl::Time; the resolution is CLOCK_MONOTONIC's.
+// CoarseNowNanos() reads CLOCK_MONOTONIC_COARSE on Linux: cheaper, with one kernel
+// tick of resolution. The offset is read once, so two processes' RealClock() can
+// disagree by the error of absl::Now() when each fixed it.
 
 #ifndef IOLOOP_TIMERS_CLOCK_H_
 #define IOLOOP_TIMERS_CLOCK_H_

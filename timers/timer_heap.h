@@ -2,8 +2,8 @@
 //
 // An indexed binary min-heap. Every entry knows its position in the heap, so Cancel()
 // removes it at once in O(log n) and destroys its callback: a cancelled timer holds no
-// memory until its deadline (the leak Tornado 2.4.1's remove_timeout had). Entries
-// with equal deadlines come out in the order they were added.
+// memory until its deadline. Entries with equal deadlines come out in the order they
+// were added.
 //
 // The loop drives it in two steps per iteration:
 //

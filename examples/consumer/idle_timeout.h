@@ -3,6 +3,7 @@
 #ifndef CONSUMER_IDLE_TIMEOUT_H_
 #define CONSUMER_IDLE_TIMEOUT_H_
 
+#include "absl/time/time.h"
 #include "ioloop/io_loop.h"
 
 class IdleTimeout {
