@@ -13,6 +13,8 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/check.h"
@@ -363,6 +365,46 @@ bool IOStream::StepReadSlow(Frame& frame) {
 
 // --- Writes -------------------------------------------------------------------------
 
+absl::Status IOStream::Write(absl::string_view data) {
+  if (ABSL_PREDICT_TRUE(!closed_ && !shutdown_requested_ && write_queue_.empty() && !data.empty() &&
+                        data.size() <= options_.max_write_buffer_size)) {
+    // The common case: nothing queued, and the kernel takes it all.
+    const ssize_t n = send(fd_, data.data(), data.size(), kSendFlags);
+    if (ABSL_PREDICT_TRUE(n == static_cast<ssize_t>(data.size()))) {
+      ++stats_.write_calls;
+      queued_end_ += data.size();
+      flushed_ += data.size();
+      stats_.bytes_written += data.size();
+      return absl::OkStatus();
+    }
+    WriteAfterSend(data, n);
+    return absl::OkStatus();
+  }
+  return WriteWithoutCallback(data);
+}
+
+// WriteWithoutCallback() is Write(data) off its fast path (kept out of line: the empty
+// callback it builds would cost the fast path a stack frame).
+ABSL_ATTRIBUTE_NOINLINE absl::Status IOStream::WriteWithoutCallback(absl::string_view data) {
+  return Write(data, WriteCallback());
+}
+
+// WriteAfterSend() finishes Write(data) after its send(2) returned `n`, not all of it:
+// retries on EINTR, queues what the kernel did not take, closes on an error.
+ABSL_ATTRIBUTE_NOINLINE void IOStream::WriteAfterSend(absl::string_view data, ssize_t n) {
+  if (n < 0 && errno == EINTR) {
+    n = RetryOnEintr([&] { return send(fd_, data.data(), data.size(), kSendFlags); });
+  }
+  ++stats_.write_calls;
+  queued_end_ += data.size();
+  const size_t sent = SentBytes(n);
+  if (!closed_ && sent < data.size()) {
+    write_queue_.Append(data.substr(sent));
+    stats_.bytes_copied += data.size() - sent;
+    if (frames_ == nullptr) UpdateInterest();
+  }
+}
+
 absl::Status IOStream::Write(absl::string_view data, WriteCallback cb) {
   if (closed_) {
     return absl::FailedPreconditionError(
@@ -422,6 +464,12 @@ size_t IOStream::SendDirect(absl::string_view data) {
   if (data.empty()) return 0;
   const ssize_t n = RetryOnEintr([&] { return send(fd_, data.data(), data.size(), kSendFlags); });
   ++stats_.write_calls;
+  return SentBytes(n);
+}
+
+// SentBytes() accounts for send(2)'s result `n`: the bytes the kernel took (0 on an
+// error, which closes the stream unless it is EAGAIN).
+size_t IOStream::SentBytes(ssize_t n) {
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       CloseNow(ErrnoStatus(errno, "IOStream: send", fd_), /*clean=*/false);
@@ -482,25 +530,45 @@ void IOStream::ShutdownWrite() {
 
 // --- Events and completions ---------------------------------------------------------
 
+// OnEvents() handles readiness. Its hot path is the streaming read (ChunkFastPathReady())
+// on a read event: one read(2); if its bytes neither finish the read nor fill the
+// request, they go straight to on_chunk, and when the callback left nothing else to do
+// (no close, no queued bytes, no write completion) the stream is done with the event
+// once the buffer is released and the watched events are found unchanged. That is
+// HandleRead() + DrainCompletions() + Finish() for this case, without the calls; every
+// other outcome continues out of line, the same way.
 void IOStream::OnEvents(EventMask events) {
   Frame frame(this);
   try {
-    // Completions are due only if something changed since they last ran.
-    bool changed = false;
-    if (events & kWrite) {
-      HandleWrite();
-      changed = true;
+    if (ABSL_PREDICT_TRUE(events == kRead) && ChunkFastPathReady()) {
+      const size_t want = std::min(options_.read_chunk_size, options_.max_buffer_size);
+      const ssize_t n = read_buffer_.Read(fd_, want);
+      ReadRequest& r = read_;
+      if (ABSL_PREDICT_TRUE(
+              n > 0 && static_cast<size_t>(n) < want &&
+              (r.kind == ReadKind::kUntilClose || r.limit > static_cast<size_t>(n)))) {
+        const size_t got = static_cast<size_t>(n);
+        ++stats_.read_calls;
+        stats_.bytes_read += got;
+        const absl::string_view chunk = read_buffer_.View();
+        read_buffer_.ConsumeAll();  // The view stays valid until Settle().
+        if (r.kind == ReadKind::kBytes) r.limit -= got;
+        (*r.on_chunk)(chunk);
+        if (frame.destroyed) return;
+        if (ABSL_PREDICT_TRUE(!closed_ && write_queue_.empty() && writes_head_ == writes_.size())) {
+          // Nothing became due: what DrainCompletions() would find, without looking.
+          read_buffer_.Settle();
+          if (ABSL_PREDICT_TRUE(registered_ && interest_ == kRead)) return;
+          Finish(frame);
+          return;
+        }
+        if (DrainCompletions(frame)) Finish(frame);
+        return;
+      }
+      AfterRead(frame, n, want);
+      return;
     }
-    if ((events & kRead) && !closed_) {
-      changed |= HandleRead(frame);
-      if (frame.destroyed) return;
-    }
-    if ((events & (kRead | kWrite)) == 0 && (events & kError) && !closed_) {
-      HandleErrorOnly();
-      changed = true;
-    }
-    if (changed && !DrainCompletions(frame)) return;
-    Finish(frame);
+    HandleEvents(frame, events);
   } catch (...) {
     // A callback threw: zero cost until then, unlike a check on every return.
     if (!frame.destroyed) {
@@ -509,6 +577,49 @@ void IOStream::OnEvents(EventMask events) {
     }
     throw;
   }
+}
+
+// AfterRead() finishes the event after OnEvents()' read of `n` bytes (of `want`) went
+// to the buffer without a fast delivery: as HandleRead() and OnEvents() would.
+ABSL_ATTRIBUTE_NOINLINE void IOStream::AfterRead(Frame& frame, ssize_t n, size_t want) {
+  ++stats_.read_calls;
+  bool changed = false;
+  if (n > 0) {
+    stats_.bytes_read += static_cast<size_t>(n);
+    if (!DrainCompletions(frame)) return;
+    if (static_cast<size_t>(n) == want) {
+      changed = HandleRead(frame);  // More may be waiting.
+      if (frame.destroyed) return;
+    }
+  } else if (n == 0) {
+    eof_ = true;
+    changed = true;
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    CloseNow(ErrnoStatus(errno, "IOStream: read", fd_), /*clean=*/false);
+    changed = true;
+  }
+  if (changed && !DrainCompletions(frame)) return;
+  Finish(frame);
+}
+
+// HandleEvents() is OnEvents() for everything but the hot path.
+ABSL_ATTRIBUTE_NOINLINE void IOStream::HandleEvents(Frame& frame, EventMask events) {
+  // Completions are due only if something changed since they last ran.
+  bool changed = false;
+  if (events & kWrite) {
+    HandleWrite();
+    changed = true;
+  }
+  if ((events & kRead) && !closed_) {
+    changed |= HandleRead(frame);
+    if (frame.destroyed) return;
+  }
+  if ((events & (kRead | kWrite)) == 0 && (events & kError) && !closed_) {
+    HandleErrorOnly();
+    changed = true;
+  }
+  if (changed && !DrainCompletions(frame)) return;
+  Finish(frame);
 }
 
 // HandleRead() reads while the pending read wants data, running completions after

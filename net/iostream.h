@@ -70,6 +70,8 @@
 #ifndef IOLOOP_NET_IOSTREAM_H_
 #define IOLOOP_NET_IOSTREAM_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -178,7 +180,8 @@ class IOStream {
   // kResourceExhausted if the queue would exceed max_write_buffer_size (nothing is
   // queued). A socket error found while writing closes the stream; the write then
   // returned OK and `cb` gets the error.
-  absl::Status Write(absl::string_view data, WriteCallback cb = nullptr);
+  absl::Status Write(absl::string_view data);
+  absl::Status Write(absl::string_view data, WriteCallback cb);
   absl::Status Write(absl::Cord data, WriteCallback cb = nullptr);
 
   // ShutdownWrite() half-closes: once the queue has drained, the peer sees EOF. Reads
@@ -243,6 +246,15 @@ class IOStream {
 
   void StartRead(ReadRequest&& request);
   void OnEvents(EventMask events);
+  // ChunkFastPathReady(): a streaming read is pending with nothing buffered, in no
+  // stack context, on an open stream: the next read(2)'s bytes can go straight to
+  // on_chunk. (A chunk callback that threw is gone, but then the stream is closed.)
+  bool ChunkFastPathReady() const {
+    return has_read_ && read_.streaming && read_buffer_.empty() && !closed_ && !eof_ &&
+           read_.context.empty();
+  }
+  void AfterRead(Frame& frame, ssize_t n, size_t want);
+  void HandleEvents(Frame& frame, EventMask events);
   bool HandleRead(Frame& frame);
   void HandleWrite();
   void HandleErrorOnly();
@@ -268,6 +280,9 @@ class IOStream {
   void OnCallbackThrew();
   void Dispatch(EventMask events);
   size_t SendDirect(absl::string_view data);
+  size_t SentBytes(ssize_t n);
+  void WriteAfterSend(absl::string_view data, ssize_t n);
+  absl::Status WriteWithoutCallback(absl::string_view data);
   void FlushQueue();
 
   IOLoop* const loop_;

@@ -158,6 +158,60 @@ TEST_P(IOStreamTest, StreamingReadUntilCloseDeliversChunksThenOk) {
   EXPECT_EQ(stream->stats().bytes_copied, 0u) << "streaming reads hand out views";
 }
 
+// A chunk callback may do what needs the stream's completion machinery: a write with a
+// callback, a write the kernel cannot take whole (queued, then flushed on writability),
+// a close. Each chunk arrives alone, so each takes the streaming hot path first.
+TEST_P(IOStreamTest, ChunkCallbackMayWriteWithACallbackQueueOrClose) {
+  auto stream = MakeStream();
+  IOStream* s = stream.get();
+  const std::string big(2 << 20, 'w');
+  int chunks = 0;
+  bool flushed = false;
+  bool done = false;
+  bool closed = false;
+  absl::Status done_status = absl::UnknownError("not yet");
+  s->SetCloseCallback([&] {
+    EXPECT_TRUE(done) << "the read completes before the close callback";
+    closed = true;
+  });
+  s->ReadUntilClose(
+      [&](absl::string_view chunk) {
+        switch (++chunks) {
+          case 1:
+            EXPECT_TRUE(s->Write(chunk, [&](absl::Status st) { flushed = st.ok(); }).ok());
+            break;
+          case 2:
+            EXPECT_TRUE(s->Write(big).ok());
+            EXPECT_TRUE(s->Writing()) << "2 MiB do not fit a socket buffer";
+            break;
+          default:
+            s->Close();
+            break;
+        }
+      },
+      [&](absl::Status st) {
+        done_status = st;
+        done = true;
+      });
+  std::string got;
+  ASSERT_TRUE(WriteAll(peer_, "one"));
+  ASSERT_TRUE(t_.RunUntil([&] {
+    got += ReadAvailable(peer_);
+    return flushed && got == "one";
+  }));
+  ASSERT_TRUE(WriteAll(peer_, "two"));
+  ASSERT_TRUE(t_.RunUntil([&] {
+    got += ReadAvailable(peer_);
+    return chunks == 2 && !s->Writing() && got.size() == 3 + big.size();
+  }));
+  EXPECT_EQ(got.substr(3), big);
+  ASSERT_TRUE(WriteAll(peer_, "three"));
+  ASSERT_TRUE(t_.RunUntil([&] { return closed; }));
+  EXPECT_EQ(chunks, 3);
+  EXPECT_TRUE(done_status.ok()) << done_status;
+  EXPECT_EQ(s->stats().bytes_written, 3 + big.size());
+}
+
 TEST_P(IOStreamTest, PendingReadAtPeerCloseFailsNamingTheCauseAndDataStaysReadable) {
   auto stream = MakeStream();
   std::vector<std::string> order;

@@ -10,14 +10,12 @@
 namespace ioloop::stream_internal {
 namespace {
 
-// The per-thread landing area for reads. At most one buffer borrows it at a time
-// (`in_use`); a buffer that finds it taken reads into its own storage instead.
-struct Scratch {
+// ScratchOwner frees the thread's scratch memory when the thread exits.
+struct ScratchOwner {
   std::unique_ptr<char[]> data;
-  size_t size = 0;
-  bool in_use = false;
+  ~ScratchOwner() { t_read_scratch = ReadScratch(); }
 };
-thread_local Scratch t_scratch;
+thread_local ScratchOwner t_scratch_owner;
 
 // Owned storage below this is never shrunk; above it, it is shrunk once four times
 // larger than its contents.
@@ -25,20 +23,22 @@ constexpr size_t kMinShrinkCapacity = 4096;
 
 }  // namespace
 
+constinit thread_local ReadScratch t_read_scratch;
+
 ReadBuffer::~ReadBuffer() { ReleaseScratch(); }
 
 void ReadBuffer::ReleaseScratch() {
   if (borrowed_) {
-    t_scratch.in_use = false;
+    t_read_scratch.in_use = false;
     borrowed_ = false;
     data_ = owned_.get();
     begin_ = end_ = 0;
   }
 }
 
-ssize_t ReadBuffer::Read(int fd, size_t want) {
+ssize_t ReadBuffer::ReadSlow(int fd, size_t want) {
   if (borrowed_) Adopt();
-  Scratch& scratch = t_scratch;
+  ReadScratch& scratch = t_read_scratch;
   if (scratch.in_use) {
     // Another buffer borrowed the scratch (only with loops nested on one thread): read
     // straight into owned storage.
@@ -48,25 +48,24 @@ ssize_t ReadBuffer::Read(int fd, size_t want) {
     return n;
   }
   if (scratch.size < want) {
-    scratch.data.reset(new char[want]);
+    t_scratch_owner.data.reset(new char[want]);
+    scratch.data = t_scratch_owner.data.get();
     scratch.size = want;
   }
-  const ssize_t n = RetryOnEintr([&] { return read(fd, scratch.data.get(), want); });
+  const ssize_t n = RetryOnEintr([&] { return read(fd, scratch.data, want); });
   if (n <= 0) return n;
   if (empty()) {
     // Borrow: the common case costs no copy.
-    data_ = scratch.data.get();
+    data_ = scratch.data;
     begin_ = 0;
     end_ = static_cast<size_t>(n);
     borrowed_ = true;
     scratch.in_use = true;
   } else {
-    Append(absl::string_view(scratch.data.get(), static_cast<size_t>(n)));
+    Append(absl::string_view(scratch.data, static_cast<size_t>(n)));
   }
   return n;
 }
-
-void ReadBuffer::Consume(size_t n) { begin_ += std::min(n, size()); }
 
 void ReadBuffer::Append(absl::string_view data) {
   if (data.empty()) return;
@@ -105,7 +104,7 @@ void ReadBuffer::Adopt() {
   std::unique_ptr<char[]> owned(new char[std::max(bytes.size(), size_t{64})]);
   std::memcpy(owned.get(), bytes.data(), bytes.size());
   copied_ += bytes.size();
-  t_scratch.in_use = false;
+  t_read_scratch.in_use = false;
   borrowed_ = false;
   owned_ = std::move(owned);
   owned_capacity_ = std::max(bytes.size(), size_t{64});
