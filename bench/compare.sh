@@ -163,7 +163,7 @@ done
 # ioloop and the raw epoll loop (same client), plus allocations per round trip and
 # bytes the server's streams copied per byte echoed.
 : >"$out/net_counts.txt"
-for impl in raw ioloop iostream iostream_strings; do
+for impl in raw ioloop iostream iostream_strings iostream_coro; do
   log=$(mktemp)
   line=$(w5_server_line "$impl" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null --log-file="$log")
   ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
@@ -196,7 +196,7 @@ rows = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
     impl, metric, value = line.split()
     rows[metric][impl] = value
-impls = ["raw", "ioloop", "iostream", "iostream_strings"]
+impls = ["raw", "ioloop", "iostream", "iostream_strings", "iostream_coro"]
 print("| W5 server, per round trip | " + " | ".join(impls) + " |")
 print("| --- |" + " --- |" * len(impls))
 for metric, per in rows.items():

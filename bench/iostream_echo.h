@@ -2,13 +2,15 @@
 // user would, for comparison with the raw-fd echo (workloads.h, EchoServerWorkload) on
 // the same loop and on the raw epoll loop. Same client, same 64-byte ping-pong.
 //
-// Two styles:
+// Three styles:
 //   kStreaming: ReadBytes(64 KiB, on_chunk, done) with on_chunk writing each chunk
 //     straight back (a view into the stream's buffer: no copy when the kernel takes
 //     it all), the next read started from `done`;
 //   kStrings:   ReadBytes(64 KiB, cb, partial) returning a std::string, Write(data, cb)
 //     and the next read once the write is flushed (Tornado's
-//     `data = await read_bytes(n, partial=True); await write(data)`).
+//     `data = await read_bytes(n, partial=True); await write(data)`);
+//   kCoroutine: the kStrings echo written as a coroutine (coro/): co_await ReadBytes,
+//     co_await Write, in a loop; what coroutines cost over the callbacks they replace.
 
 #ifndef IOLOOP_BENCH_IOSTREAM_ECHO_H_
 #define IOLOOP_BENCH_IOSTREAM_ECHO_H_
@@ -19,6 +21,8 @@
 #include <vector>
 
 #include "bench/workloads.h"
+#include "coro/coro.h"
+#include "coro/stream.h"
 #include "ioloop/io_loop.h"
 #include "net/iostream.h"
 #include "net/tcp_server.h"
@@ -27,7 +31,7 @@ namespace ioloop::bench {
 
 class IOStreamEchoServer {
  public:
-  enum class Style { kStreaming, kStrings };
+  enum class Style { kStreaming, kStrings, kCoroutine };
   static constexpr size_t kChunk = 64 * 1024;
 
   explicit IOStreamEchoServer(Style style)
@@ -75,7 +79,24 @@ class IOStreamEchoServer {
       }
       if (++closed_ == expected_ && accepted_ == expected_) loop_.Stop();
     });
-    Read(stream);
+    if (style_ == Style::kCoroutine) {
+      coro::Spawn(loop_, Echo(stream));
+    } else {
+      Read(stream);
+    }
+  }
+
+  // The coroutine echo. It touches the stream only while its reads and writes succeed:
+  // a failed read means the stream closed (its close callback may destroy it next).
+  coro::Task<> Echo(IOStream* stream) {
+    while (true) {
+      absl::StatusOr<std::string> data =
+          co_await coro::ReadBytes(*stream, kChunk, /*partial=*/true);
+      if (!data.ok()) co_return;
+      const size_t n = data->size();
+      if (!(co_await coro::Write(*stream, *data)).ok()) co_return;
+      echoed_ += n;
+    }
   }
 
   void Read(IOStream* stream) {

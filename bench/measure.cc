@@ -6,7 +6,7 @@
 //   measure --impl=ioloop|ioloop_uring|raw|libevent|libuv
 //   --workload=w1|w2a|w2b|w3|w4|w5server|w5client
 //           [--n=...] [--ops=...] [--port=...] [--ms=...]
-//   measure --impl=iostream|iostream_strings --workload=w5server [--n=...]
+//   measure --impl=iostream|iostream_strings|iostream_coro --workload=w5server [--n=...]
 //
 // Prints one line of key=value pairs, including ops=<operations measured> and, for
 // w5server, allocations=<operator new calls in the measured part>.
@@ -127,13 +127,15 @@ int Main(int argc, char** argv) {
     std::printf("workload=w5client round_trips=%llu\n", static_cast<unsigned long long>(rt));
     return 0;
   }
-  if (a.impl == "iostream" || a.impl == "iostream_strings") {
+  if (a.impl == "iostream" || a.impl == "iostream_strings" || a.impl == "iostream_coro") {
     if (a.workload != "w5server") {
       std::fprintf(stderr, "measure: %s runs only w5server\n", a.impl.c_str());
       return 2;
     }
     IOStreamEchoServer server(a.impl == "iostream" ? IOStreamEchoServer::Style::kStreaming
-                                                   : IOStreamEchoServer::Style::kStrings);
+                              : a.impl == "iostream_strings"
+                                  ? IOStreamEchoServer::Style::kStrings
+                                  : IOStreamEchoServer::Style::kCoroutine);
     std::printf("port=%d\n", server.port());
     std::fflush(stdout);
     const uint64_t allocations0 = base::AllocationsInProcess();
