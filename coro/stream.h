@@ -57,6 +57,13 @@
 namespace ioloop::coro {
 namespace coro_internal {
 
+// CloseForDestroyedReader() closes a stream whose pending read belongs to a task being
+// destroyed: the read cannot be withdrawn, so the stream ends with kCancelled.
+inline void CloseForDestroyedReader(IOStream& stream) {
+  stream.Close(absl::CancelledError(
+      absl::StrCat("IOStream fd ", stream.fd(), ": the task awaiting a read was destroyed")));
+}
+
 // ReadAwaiter: ReadUntil, ReadBytes, ReadUntilClose (whole-result forms).
 class ReadAwaiter {
  public:
@@ -66,10 +73,7 @@ class ReadAwaiter {
   ReadAwaiter(const ReadAwaiter&) = delete;
   ReadAwaiter& operator=(const ReadAwaiter&) = delete;
   ~ReadAwaiter() {
-    if (completion_.Pending()) {
-      stream_->Close(absl::CancelledError(
-          absl::StrCat("IOStream fd ", stream_->fd(), ": the task awaiting a read was destroyed")));
-    }
+    if (completion_.Pending()) CloseForDestroyedReader(*stream_);
   }
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
@@ -108,10 +112,7 @@ class StreamingReadAwaiter {
   StreamingReadAwaiter(const StreamingReadAwaiter&) = delete;
   StreamingReadAwaiter& operator=(const StreamingReadAwaiter&) = delete;
   ~StreamingReadAwaiter() {
-    if (completion_.Pending()) {
-      stream_->Close(absl::CancelledError(
-          absl::StrCat("IOStream fd ", stream_->fd(), ": the task awaiting a read was destroyed")));
-    }
+    if (completion_.Pending()) CloseForDestroyedReader(*stream_);
   }
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {

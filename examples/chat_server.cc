@@ -5,16 +5,6 @@
 #include "absl/strings/strip.h"
 
 namespace ioloop::examples {
-namespace {
-
-IOStream::Options StreamOptions(const ChatServerOptions& options) {
-  IOStream::Options stream;
-  stream.max_write_buffer_size = options.max_queued_bytes;
-  return stream;
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::Listen(IOLoop* loop,
                                                                ChatServerOptions options) {
   std::unique_ptr<ChatServer> server(new ChatServer(loop, options));
@@ -29,7 +19,7 @@ ChatServer::ChatServer(IOLoop* loop, ChatServerOptions options)
           [this](std::unique_ptr<IOStream> stream, const SocketAddress&) {
             Join(std::move(stream));
           },
-          StreamOptions(options_)) {}
+          options_.StreamOptions()) {}
 
 ChatServer::~ChatServer() {
   server_.Stop();

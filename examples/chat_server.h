@@ -36,6 +36,13 @@ struct ChatServerOptions {
   int port = 0;
   size_t max_line = 1024;
   size_t max_queued_bytes = 256 * 1024;
+
+  // StreamOptions(): the per-client stream bounds these options imply.
+  IOStream::Options StreamOptions() const {
+    IOStream::Options stream;
+    stream.max_write_buffer_size = max_queued_bytes;
+    return stream;
+  }
 };
 
 class ChatServer {

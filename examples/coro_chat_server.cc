@@ -10,16 +10,6 @@
 #include "coro/stream.h"
 
 namespace ioloop::examples {
-namespace {
-
-IOStream::Options StreamOptions(const ChatServerOptions& options) {
-  IOStream::Options stream;
-  stream.max_write_buffer_size = options.max_queued_bytes;
-  return stream;
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<CoroChatServer>> CoroChatServer::Listen(IOLoop* loop,
                                                                        ChatServerOptions options) {
   std::unique_ptr<CoroChatServer> server(new CoroChatServer(loop, options));
@@ -34,7 +24,7 @@ CoroChatServer::CoroChatServer(IOLoop* loop, ChatServerOptions options)
           [loop, room = room_](std::unique_ptr<IOStream> stream, const SocketAddress&) {
             coro::Spawn(*loop, Session(std::move(stream), room));
           },
-          StreamOptions(options)) {
+          options.StreamOptions()) {
   room_->options = std::move(options);
 }
 

@@ -526,14 +526,7 @@ class IoUringPoller final : public Poller {
       if (!Adopt().ok()) return EIO;
       if (removals_.empty()) return 0;
     }
-    submit_error_ = 0;
-    for (uint64_t data : removals_) {
-      io_uring_sqe* sqe = ControlSqe();
-      if (sqe == nullptr) return submit_error_;
-      io_uring_prep_poll_remove(sqe, data);
-      NoCompletionOnSuccess(sqe);
-    }
-    removals_.clear();
+    if (const int error = QueueRemovals(); error != 0) return error;
     const int ret = io_uring_submit_and_get_events(&ring_);
     if (ret == -EEXIST) return Rebuild().ok() ? 0 : EEXIST;
     return ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN ? -ret : 0;
@@ -563,9 +556,9 @@ class IoUringPoller final : public Poller {
     io_uring_sqe_set_flags(sqe, support_.sqe_control_flags);
   }
 
-  // Flush() queues the removals, then a poll (or poll update) for every fd whose
-  // kernel state differs from what the user wants. Returns 0 or an errno.
-  int Flush() {
+  // QueueRemovals() puts a poll removal for every entry of removals_ in the submission
+  // queue and clears it. Returns 0 or an errno.
+  int QueueRemovals() {
     submit_error_ = 0;
     for (uint64_t data : removals_) {
       io_uring_sqe* sqe = ControlSqe();
@@ -574,6 +567,13 @@ class IoUringPoller final : public Poller {
       NoCompletionOnSuccess(sqe);
     }
     removals_.clear();
+    return 0;
+  }
+
+  // Flush() queues the removals, then a poll (or poll update) for every fd whose
+  // kernel state differs from what the user wants. Returns 0 or an errno.
+  int Flush() {
+    if (const int error = QueueRemovals(); error != 0) return error;
     size_t done = 0;
     for (; done < dirty_.size(); ++done) {
       const int fd = dirty_[done];
