@@ -876,9 +876,8 @@ void IOStream::UpdateOps() {
   if (recv_op_ == 0 && !eof_ && buffered < options_.max_buffer_size &&
       (has_read_ || buffered == 0)) {
     const size_t want = std::min(options_.read_chunk_size, options_.max_buffer_size - buffered);
-    recv_op_ = io_->Recv(fd_, want, [this](int result, absl::string_view data) {
-      OnRecv(result, data);
-    });
+    recv_op_ =
+        io_->Recv(fd_, want, [this](int result, absl::string_view data) { OnRecv(result, data); });
     ++stats_.read_calls;
   }
   if (send_op_ == 0 && !write_queue_.empty()) {

@@ -331,10 +331,10 @@ class IOStream {
   StackContext close_context_;
   absl::Status error_;
   Stats stats_;
-  Frame* frames_ = nullptr;  // Innermost dispatch in progress, if any.
-  CompletionIo* io_ = nullptr;       // Set: the completion path.
-  CompletionIo::OpId recv_op_ = 0;   // The receive in flight, if any.
-  CompletionIo::OpId send_op_ = 0;   // The send in flight (of write_queue_'s head).
+  Frame* frames_ = nullptr;         // Innermost dispatch in progress, if any.
+  CompletionIo* io_ = nullptr;      // Set: the completion path.
+  CompletionIo::OpId recv_op_ = 0;  // The receive in flight, if any.
+  CompletionIo::OpId send_op_ = 0;  // The send in flight (of write_queue_'s head).
   TimeoutHandle deferred_;
   EventMask interest_ = kNone;
   bool has_read_ = false;

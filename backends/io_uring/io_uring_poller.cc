@@ -6,10 +6,9 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <sys/uio.h>
 
 #include <atomic>
 #include <cerrno>
@@ -1021,8 +1020,8 @@ class IoUringPoller final : public Poller, public CompletionIo {
 
   // CompletionIo state.
   absl::flat_hash_map<uint32_t, std::unique_ptr<Op>> ops_;  // Every live operation.
-  std::vector<uint32_t> queued_ops_;  // Ids to submit on the next Flush().
-  std::deque<uint32_t> completed_;    // Ids finished, callbacks not yet run.
+  std::vector<uint32_t> queued_ops_;                        // Ids to submit on the next Flush().
+  std::deque<uint32_t> completed_;                          // Ids finished, callbacks not yet run.
   std::vector<std::unique_ptr<Op>> graveyard_;  // Buffers an abandoned ring may still use.
   std::vector<std::pair<std::unique_ptr<char[]>, size_t>> free_buffers_;
   size_t in_kernel_ops_ = 0;
