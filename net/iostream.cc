@@ -872,6 +872,7 @@ void IOStream::OnCallbackThrew() {
 // while the stream would watch for reads (the same back-pressure rule), a send while
 // bytes are queued. At most one of each is in flight.
 void IOStream::UpdateOps() {
+  if (loop_->completion_io() == nullptr) return;  // The loop closed: nothing more starts.
   const size_t buffered = read_buffer_.size();
   if (recv_op_ == 0 && !eof_ && buffered < options_.max_buffer_size &&
       (has_read_ || buffered == 0)) {

@@ -224,10 +224,12 @@ TEST_F(IOStreamCompletionTest, WriteCallbackMayDestroyTheStreamWithAReceiveInFli
   auto stream = MakeStream();
   bool read_called = false;
   stream->ReadBytes(5, [&](absl::StatusOr<std::string>) { read_called = true; });
-  ASSERT_TRUE(stream->Write("hello", [&](absl::Status s) {
-                      EXPECT_TRUE(s.ok()) << s;
-                      stream.reset();
-                    })
+  ASSERT_TRUE(stream
+                  ->Write("hello",
+                          [&](absl::Status s) {
+                            EXPECT_TRUE(s.ok()) << s;
+                            stream.reset();
+                          })
                   .ok());
   ASSERT_TRUE(t_->RunUntil([&] { return stream == nullptr; }));
   // Fails (EPIPE) once the close went through: the receive was cancelled with it.
