@@ -79,7 +79,8 @@ TEST_F(CompletionIoTest, RecvWaitsForDataAndReportsEof) {
 
 TEST_F(CompletionIoTest, CancelBeforeSubmissionMeansNothingHappened) {
   bool called = false;
-  const CompletionIo::OpId op = io_->Send(fds_[0], absl::Cord("never"), [&](int) { called = true; });
+  const CompletionIo::OpId op =
+      io_->Send(fds_[0], absl::Cord("never"), [&](int) { called = true; });
   EXPECT_TRUE(io_->Cancel(op));
   EXPECT_FALSE(io_->Cancel(op)) << "a second cancel is a no-op";
   EXPECT_EQ(Step(), 0u);

@@ -59,6 +59,8 @@ uint64_t OpData(uint32_t id) { return (uint64_t{id} << 32) | kOpMarker; }
 
 // The most iovecs one send takes from its Cord.
 constexpr int kMaxSendIovecs = 64;
+// The most io_uring_get_events() calls one Reap() makes for pending task work.
+constexpr int kMaxReapRounds = 8;
 // Receive buffers kept for reuse.
 constexpr size_t kMaxFreeBuffers = 16;
 // How long ~IoUringPoller waits for the kernel to let go of cancelled operations.
@@ -873,7 +875,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   // Reap() consumes every completion, including any the kernel holds in its overflow
   // list or in pending task work, and appends what is reportable to `ready`.
   void Reap(std::vector<PollEvent>& ready) {
-    while (true) {
+    for (int round = 0;; ++round) {
       unsigned head, seen = 0;
       io_uring_cqe* cqe;
       io_uring_for_each_cqe(&ring_, head, cqe) {
@@ -883,10 +885,15 @@ class IoUringPoller final : public Poller, public CompletionIo {
       io_uring_cq_advance(&ring_, seen);
       const unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
       if (!(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))) return;
+      // Bounded: what is left waits for the next Poll() (whose wait runs task work
+      // first), so a flag the kernel keeps raising never pins the loop here.
+      if (round == kMaxReapRounds) return;
       // Runs pending task work and moves the overflow into the ring.
       const int ret = io_uring_get_events(&ring_);
       if (ret == -EBADR) dropped_ = true;
-      if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) return;
+      // EINTR: task work for this thread (not the ring's) is pending; it runs on the
+      // way back to user space, so the next Poll() will find its effects.
+      if (ret < 0 && ret != -EAGAIN && ret != -EBUSY) return;
     }
   }
 
