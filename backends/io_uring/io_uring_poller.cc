@@ -60,7 +60,7 @@ uint64_t OpData(uint32_t id) { return (uint64_t{id} << 32) | kOpMarker; }
 // The most iovecs one send takes from its Cord.
 constexpr int kMaxSendIovecs = 64;
 // The most io_uring_get_events() calls one Reap() makes for pending task work.
-constexpr int kMaxReapRounds = 8;
+constexpr int kMaxReapRounds = 1024;
 // Receive buffers kept for reuse.
 constexpr size_t kMaxFreeBuffers = 16;
 // How long ~IoUringPoller waits for the kernel to let go of cancelled operations.
