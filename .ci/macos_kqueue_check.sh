@@ -35,7 +35,6 @@ mkdir -p "$out"
 
 sources=(
   backends/kqueue/kqueue_poller.cc
-  backends/kqueue/as_default.cc
   backends/internal/backend_util.cc
   backends/poll/poll_poller.cc
   backends/select/select_poller.cc
@@ -53,7 +52,7 @@ status=0
 for src in "${sources[@]}"; do
   obj="$out/$(echo "$src" | tr / _).o"
   if ! "$zig" c++ -std=c++20 -target x86_64-macos -c "$root/$src" -o "$obj" \
-      -I"$root" -isystem "$cache/macos-include" -DIOLOOP_HAVE_KQUEUE \
+      -I"$root" -isystem "$cache/macos-include" -DIOLOOP_HAVE_KQUEUE -DIOLOOP_PLATFORM_POLLER=kqueue \
       -Wall -Wextra -Wno-unused-parameter -Werror -Wno-deprecated-builtins; then
     echo "macos_kqueue_check: FAILED to compile $src for macOS" >&2
     status=1

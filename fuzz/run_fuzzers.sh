@@ -25,7 +25,7 @@ if ! command -v clang++ >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux
 fi
 
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$root" -DIOLOOP_HAVE_EPOLL -DIOLOOP_HAVE_IO_URING)
+       -I"$root" -DIOLOOP_HAVE_EPOLL -DIOLOOP_HAVE_IO_URING -DIOLOOP_PLATFORM_POLLER=epoll)
 absl_libs=(-labsl_status -labsl_statusor -labsl_strings -labsl_str_format_internal -labsl_time
            -labsl_time_zone -labsl_civil_time -labsl_symbolize -labsl_raw_logging_internal -labsl_int128
            -labsl_hash -labsl_raw_hash_set -luring -pthread)
@@ -33,7 +33,7 @@ base_sources=(base/check.cc base/errno_status.cc base/recycling_allocator.cc)
 loop_sources=(ioloop/io_loop.cc ioloop/stack_context.cc ioloop/internal/blocking_watchdog.cc
               timers/clock.cc timers/timer_heap.cc waker/eventfd_waker.cc waker/pipe_waker.cc
               waker/default_waker.cc testing/fake_clock.cc testing/fake_poller.cc)
-backend_sources=(backends/new_poller.cc backends/epoll/epoll_poller.cc backends/epoll/as_default.cc
+backend_sources=(backends/new_poller.cc backends/epoll/epoll_poller.cc
                  backends/io_uring/io_uring_poller.cc backends/poll/poll_poller.cc backends/select/select_poller.cc
                  backends/internal/backend_util.cc)
 
