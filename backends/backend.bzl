@@ -16,6 +16,8 @@ def ioloop_backend(name, deps = [], target_compatible_with = None):
         deps = [
             "//backends:poller",
             "//backends/internal:backend_util",
+            "//backends/internal:fd_table",
+            "//base:errno_status",
             "@com_google_absl//absl/status:statusor",
         ] + deps,
         **compat

@@ -9,9 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backends/default_poller.h"
-#include "backends/internal/backend_util.h"
 #include "backends/poll/poll_poller.h"
 #include "backends/select/select_poller.h"
+#include "base/check.h"
 #ifdef IOLOOP_HAVE_EPOLL
 #include "backends/epoll/epoll_poller.h"
 #endif
@@ -74,7 +74,8 @@ std::unique_ptr<Poller> NewDefaultPoller() {
     poller = NewPoller("epoll");
   }
 #endif
-  return backend_internal::ValueOrDie(std::move(poller), "NewDefaultPoller");
+  IOLOOP_CHECK(poller.ok(), absl::StrCat("NewDefaultPoller: ", poller.status().ToString()));
+  return *std::move(poller);
 }
 
 std::vector<absl::string_view> AvailablePollers() {
