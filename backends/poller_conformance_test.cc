@@ -32,8 +32,7 @@ struct Pair {
 };
 
 // Non-blocking and close-on-exec, set with fcntl() because macOS has neither pipe2()
-// nor SOCK_NONBLOCK / SOCK_CLOEXEC. (The other tests use //testing:fd_pairs, which
-// this package's BUILD does not list yet.)
+// nor SOCK_NONBLOCK / SOCK_CLOEXEC.
 void Adopt(const int fds[2], Pair& p) {
   p.a = fds[0];
   p.b = fds[1];
