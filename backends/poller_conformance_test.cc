@@ -31,18 +31,27 @@ struct Pair {
   }
 };
 
-void MakeSocketPair(Pair& p) {
-  int fds[2];
-  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+// Non-blocking and close-on-exec, set with fcntl() because macOS has neither pipe2()
+// nor SOCK_NONBLOCK / SOCK_CLOEXEC.
+void Adopt(const int fds[2], Pair& p) {
   p.a = fds[0];
   p.b = fds[1];
+  for (int fd : {p.a, p.b}) {
+    ASSERT_EQ(fcntl(fd, F_SETFD, FD_CLOEXEC), 0);
+    ASSERT_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+  }
+}
+
+void MakeSocketPair(Pair& p) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  Adopt(fds, p);
 }
 
 void MakePipe(Pair& p) {  // a: read end, b: write end.
   int fds[2];
-  ASSERT_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
-  p.a = fds[0];
-  p.b = fds[1];
+  ASSERT_EQ(pipe(fds), 0);
+  Adopt(fds, p);
 }
 
 // Whether a backend sees hang-ups as kError (select cannot; see select_poller.h).
