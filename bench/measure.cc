@@ -115,8 +115,8 @@ int RunWorkload(const Args& a) {
         "rss_before_kb=%ld peak_rss_kb=%ld\n",
         Loop::kName, a.n, static_cast<unsigned long long>(server.messages()),
         static_cast<long long>(cpu),
-        static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0),
-        rss_before_kb, PeakRssKb());
+        static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0), rss_before_kb,
+        PeakRssKb());
   } else {
     std::fprintf(stderr, "measure: unknown workload %s\n", a.workload.c_str());
     return 2;

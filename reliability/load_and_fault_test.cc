@@ -293,9 +293,12 @@ TEST(LoadTest, EightThreadsOfCallbacksWhileServingEveryOneRunsOnce) {
   Figure("io_bytes_echoed_meanwhile", static_cast<double>(seen.bytes_echoed));
 }
 
-// Peers that never read: the server's per-connection buffer stays bounded.
-TEST(FaultTest, PeersThatNeverReadKeepMemoryBounded) {
-  IOLoop loop;
+// Peers that never read: the server's per-connection buffer stays bounded. On the
+// default poller and on io_uring, as the echo server is on IOStream.
+class StreamFaultTest : public StreamBackendTest {};
+
+TEST_P(StreamFaultTest, PeersThatNeverReadKeepMemoryBounded) {
+  IOLoop& loop = this->loop();
   EchoServerOptions options;
   options.max_buffered_bytes = 32 * 1024;
   auto server = EchoServer::Listen(&loop, options);
@@ -326,6 +329,9 @@ TEST(FaultTest, PeersThatNeverReadKeepMemoryBounded) {
          static_cast<double>((*server)->peak_buffered_bytes()));
   for (int fd : fds) close(fd);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, StreamFaultTest, ::testing::ValuesIn(StreamBackends()),
+                         StreamBackendName);
 
 // A poller that counts the polls that begin after a flag is set.
 class CountingPoller : public Poller {
