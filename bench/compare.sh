@@ -172,11 +172,15 @@ if [[ "$blocks" == *" stream "* ]]; then
 # io_uring loop), at 50 and 1,000 connections, same client in another process:
 #   - instructions: callgrind, user space, server process, serving part only;
 #   - system calls: `strace -f -c` of the server process (all calls; the server is
-#     one thread and the client is not traced), difference of a 2 s and a 1 s client
-#     run divided by the difference in round trips, so set-up (accepts, socket
-#     options, the 1,000 connects' registrations) cancels out;
+#     one thread and the client is not traced): a 2 s client run minus a 0 s one (the
+#     client connects, sends one message per connection and closes), divided by the
+#     difference in round trips, so set-up and teardown (process start, accepts,
+#     socket options, closes) cancel out. (The difference of a 2 s and a 1 s run would
+#     too, but strace's slow-down varies so much between runs on a shared machine
+#     that the two round-trip counts can come out in either order.)
 #   - round trips/s: the client's count over its run (median of REPS runs);
-#   - memory per connection: (peak RSS after serving - RSS once listening) / connections;
+#   - memory per connection: (VmHWM after serving - VmRSS once listening) / connections,
+#     user-space memory only (the kernel's socket buffers are not in RSS);
 #   - allocations per round trip and bytes copied per byte echoed.
 # An implementation the kernel refuses (io_uring) shows n/a.
 : >"$out/net_counts.txt"
@@ -237,12 +241,12 @@ for conns in 50 1000; do
     ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
     emit "$impl" "$conns" instructions_per_round_trip \
       "$(python3 -c "print(round($ir/max($(field ops "$line"),1),1))")"
-    line=$(stream_run "$impl" "$conns" 1000 strace -f -c -o "$log")
-    ops1=$(field ops "$line"); s1=$(strace_total "$log")
+    line=$(stream_run "$impl" "$conns" 0 strace -f -c -o "$log")
+    ops0=$(field ops "$line"); s0=$(strace_total "$log")
     line=$(stream_run "$impl" "$conns" 2000 strace -f -c -o "$log")
     ops2=$(field ops "$line"); s2=$(strace_total "$log")
     emit "$impl" "$conns" syscalls_per_round_trip \
-      "$(python3 -c "print(round(($s2-$s1)/max($ops2-$ops1,1),3))")"
+      "$(python3 -c "print(round(($s2-$s0)/max($ops2-$ops0,1),3))")"
     rm -f "$log"
     for rep in $(seq 1 "$reps"); do
       line=$(stream_run "$impl" "$conns" 1000)

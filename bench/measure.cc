@@ -49,17 +49,21 @@ struct Args {
   std::string poller;  // Empty: the build's default.
 };
 
-// VmRssKb(): the resident set now (getrusage gives only the peak).
-long VmRssKb() {
+// StatusKb(key): a "VmRSS:"-style line of /proc/self/status, in KiB (-1 if absent).
+// VmRSS is the resident set now; VmHWM its peak, exact (getrusage's ru_maxrss lags
+// behind the kernel's batched RSS counters, so it can read below an earlier VmRSS).
+long StatusKb(const char* key) {
   std::ifstream status("/proc/self/status");
-  std::string key;
-  while (status >> key) {
+  std::string word;
+  while (status >> word) {
     long value;
-    if (key == "VmRSS:" && status >> value) return value;
+    if (word == key && status >> value) return value;
     status.ignore(1 << 10, '\n');
   }
   return -1;
 }
+long VmRssKb() { return StatusKb("VmRSS:"); }
+long VmHwmKb() { return StatusKb("VmHWM:"); }
 
 template <class Loop>
 int RunWorkload(const Args& a) {
@@ -116,7 +120,7 @@ int RunWorkload(const Args& a) {
         Loop::kName, a.n, static_cast<unsigned long long>(server.messages()),
         static_cast<long long>(cpu),
         static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0), rss_before_kb,
-        PeakRssKb());
+        VmHwmKb());
   } else {
     std::fprintf(stderr, "measure: unknown workload %s\n", a.workload.c_str());
     return 2;
@@ -196,7 +200,7 @@ int Main(int argc, char** argv) {
         static_cast<unsigned long long>(server.messages()), static_cast<long long>(cpu),
         static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0),
         static_cast<unsigned long long>(server.bytes_copied()),
-        static_cast<unsigned long long>(server.bytes_echoed()), rss_before_kb, PeakRssKb());
+        static_cast<unsigned long long>(server.bytes_echoed()), rss_before_kb, VmHwmKb());
     return 0;
   }
   if (a.impl == "ioloop") return RunWorkload<IOLoopAdapter>(a);
