@@ -170,7 +170,10 @@ if [[ "$blocks" == *" stream "* ]]; then
 # the IOStream echo (three styles on the default poller, the streaming one also on
 # io_uring: `iostream_uring`, which measures whatever I/O path IOStream takes on an
 # io_uring loop), at 50 and 1,000 connections, same client in another process:
-#   - instructions: callgrind, user space, server process, serving part only;
+#   - instructions: callgrind, user space, server process, serving part only, a 2 s
+#     client run minus a 0 s one (below), per extra round trip: accepting and setting
+#     up 1,000 streams would otherwise weigh on the few round trips a slowed-down
+#     server manages;
 #   - system calls: `strace -f -c` of the server process (all calls; the server is
 #     one thread and the client is not traced): a 2 s client run minus a 0 s one (the
 #     client connects, sends one message per connection and closes), divided by the
@@ -181,7 +184,7 @@ if [[ "$blocks" == *" stream "* ]]; then
 #   - round trips/s: the client's count over its run (median of REPS runs);
 #   - memory per connection: (VmHWM after serving - VmRSS once listening) / connections,
 #     user-space memory only (the kernel's socket buffers are not in RSS);
-#   - allocations per round trip and bytes copied per byte echoed.
+#   - allocations per round trip (over a 0 s run's) and bytes copied per byte echoed.
 # An implementation the kernel refuses (io_uring) shows n/a.
 : >"$out/net_counts.txt"
 stream_run() {  # $1 impl, $2 connections, $3 client ms, $4 wrapper...: server line + client_round_trips=
@@ -231,16 +234,20 @@ for conns in 50 1000; do
   fi
   for impl in "${stream_impls[@]}"; do
     log=$(mktemp)
-    line=$(stream_run "$impl" "$conns" 2000 valgrind --tool=callgrind --instr-atstart=no \
+    # The 0 s baseline first: it tells whether the server starts at all (n/a if not).
+    line=$(stream_run "$impl" "$conns" 0 valgrind --tool=callgrind --instr-atstart=no \
       --callgrind-out-file=/dev/null --log-file="$log")
     if [ -z "$(field ops "$line")" ]; then
       echo "compare.sh: stream-layer W5 $impl/$conns: n/a" >&2
       rm -f "$log"
       continue
     fi
-    ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
+    ops0=$(field ops "$line"); ir0=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
+    line=$(stream_run "$impl" "$conns" 2000 valgrind --tool=callgrind --instr-atstart=no \
+      --callgrind-out-file=/dev/null --log-file="$log")
+    ops2=$(field ops "$line"); ir2=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
     emit "$impl" "$conns" instructions_per_round_trip \
-      "$(python3 -c "print(round($ir/max($(field ops "$line"),1),1))")"
+      "$(python3 -c "print(round(($ir2-$ir0)/max($ops2-$ops0,1),1))")"
     line=$(stream_run "$impl" "$conns" 0 strace -f -c -o "$log")
     ops0=$(field ops "$line"); s0=$(strace_total "$log")
     line=$(stream_run "$impl" "$conns" 2000 strace -f -c -o "$log")
@@ -248,12 +255,14 @@ for conns in 50 1000; do
     emit "$impl" "$conns" syscalls_per_round_trip \
       "$(python3 -c "print(round(($s2-$s0)/max($ops2-$ops0,1),3))")"
     rm -f "$log"
+    line=$(stream_run "$impl" "$conns" 0)
+    ops0=$(field ops "$line"); allocs0=$(field allocations "$line")
     for rep in $(seq 1 "$reps"); do
       line=$(stream_run "$impl" "$conns" 1000)
       ops=$(field ops "$line")
       emit "$impl" "$conns" round_trips_per_s "$(field client_round_trips "$line")"
       emit "$impl" "$conns" allocations_per_round_trip \
-        "$(python3 -c "print(round($(field allocations "$line")/max($ops,1),4))")"
+        "$(python3 -c "print(round(($(field allocations "$line")-$allocs0)/max($ops-$ops0,1),4))")"
       emit "$impl" "$conns" memory_per_connection_kb \
         "$(python3 -c "print(round(($(field peak_rss_kb "$line")-$(field rss_before_kb "$line"))/$conns,2))")"
       copied=$(field bytes_copied "$line")
