@@ -3,6 +3,8 @@
 # side by side, in one run.
 #
 #   bash bench/compare.sh [REPS]        (default 5; from the repository root)
+#   COMPARE_BLOCKS=stream bash bench/compare.sh 1   (only the stream-layer W5 block;
+#                                        "loops" is every other block; default both)
 #
 # Wall time: every (workload, implementation) pair runs in a fresh process, interleaved
 # (ioloop raw libevent libuv, ioloop raw libevent libuv, ...) REPS times; the table
@@ -18,6 +20,7 @@ reps="${1:-5}"
 out="$root/bench/results"
 mkdir -p "$out"
 impls=(ioloop ioloop_uring raw libevent libuv)
+blocks=" ${COMPARE_BLOCKS:-loops stream} "
 
 need=()
 for tool in valgrind strace gnuplot python3; do command -v "$tool" >/dev/null || need+=("$tool"); done
@@ -38,6 +41,7 @@ fi
 }
 bin="$(./bazelw info --config=opt bazel-bin 2>/dev/null)/bench"
 
+if [[ "$blocks" == *" loops "* ]]; then
 # --- wall time -----------------------------------------------------------------
 rows=(
   "W1_PipeChainDispatch/IMPL/100"
@@ -158,55 +162,128 @@ print(t)")
   echo "compare.sh: instruction and system-call counts for $impl done"
 done
 
+fi  # loops
+
+if [[ "$blocks" == *" stream "* ]]; then
 # --- W5 on the stream layer (net/): the echo server on TCPServer + IOStream ---------
-# Server instructions and system calls per round trip against the raw-fd echo on
-# ioloop and the raw epoll loop (same client), plus allocations per round trip and
-# bytes the server's streams copied per byte echoed.
+# Per round trip, server side, for the raw epoll loop, the raw-fd echo on ioloop, and
+# the IOStream echo (three styles on the default poller, the streaming one also on
+# io_uring: `iostream_uring`, which measures whatever I/O path IOStream takes on an
+# io_uring loop), at 50 and 1,000 connections, same client in another process:
+#   - instructions: callgrind, user space, server process, serving part only, a 2 s
+#     client run minus a 0 s one (below), per extra round trip: accepting and setting
+#     up 1,000 streams would otherwise weigh on the few round trips a slowed-down
+#     server manages;
+#   - system calls: `strace -f -c` of the server process (all calls; the server is
+#     one thread and the client is not traced): a 2 s client run minus a 0 s one (the
+#     client connects, sends one message per connection and closes), divided by the
+#     difference in round trips, so set-up and teardown (process start, accepts,
+#     socket options, closes) cancel out. (The difference of a 2 s and a 1 s run would
+#     too, but strace's slow-down varies so much between runs on a shared machine
+#     that the two round-trip counts can come out in either order.)
+#   - round trips/s: the client's count over its run (median of REPS runs);
+#   - memory per connection: (VmHWM after serving - VmRSS once listening) / connections,
+#     user-space memory only (the kernel's socket buffers are not in RSS);
+#   - allocations per round trip (over a 0 s run's) and bytes copied per byte echoed.
+# An implementation the kernel refuses (io_uring) shows n/a.
 : >"$out/net_counts.txt"
-for impl in raw ioloop iostream iostream_strings iostream_coro; do
-  log=$(mktemp)
-  line=$(w5_server_line "$impl" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null --log-file="$log")
-  ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
-  ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$line")
-  echo "$impl instructions_per_round_trip $(python3 -c "print(round($ir/max($ops,1),1))")" >>"$out/net_counts.txt"
-  line=$(w5_server_line "$impl" strace -f -c -o "$log")
-  ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$line")
-  s=$(python3 -c "
+stream_run() {  # $1 impl, $2 connections, $3 client ms, $4 wrapper...: server line + client_round_trips=
+  local impl="$1" conns="$2" ms="$3"; shift 3
+  local dir fifo line port pid rt
+  dir=$(mktemp -d)
+  fifo="$dir/server.out"
+  mkfifo "$fifo"
+  "$@" "$bin/measure" --impl="$impl" --workload=w5server --n="$conns" >"$fifo" 2>"$dir/server.err" &
+  pid=$!
+  exec 6<"$fifo"
+  port=""
+  while IFS= read -r -t 300 line <&6; do
+    case "$line" in port=*) port="${line#port=}"; break ;; esac
+  done
+  if [ -z "$port" ]; then  # Refused (exit 3: no io_uring here) or failed to start.
+    wait "$pid" || true
+    echo "compare.sh: the $impl W5 server did not start: $(head -c 300 "$dir/server.err")" >&2
+    exec 6<&-
+    rm -rf "$dir"
+    return 0
+  fi
+  rt=$("$bin/measure" --workload=w5client --port="$port" --n="$conns" --ms="$ms" |
+    sed -n 's/.*round_trips=\([0-9]*\).*/\1/p')
+  wait "$pid"
+  line=$(grep "workload=w5server" <&6 || true)
+  exec 6<&-
+  rm -rf "$dir"
+  echo "$line client_round_trips=$rt"
+}
+field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<" $2"; }
+strace_total() {  # all system calls in an `strace -c` summary
+  python3 -c "
+import sys
 t=0
-for l in open('$log'):
+for l in open(sys.argv[1]):
     p=l.split()
     if len(p)>=5 and p[0][0].isdigit() and p[-1]!='total': t+=int(p[3])
-print(t)")
-  echo "$impl syscalls_per_round_trip $(python3 -c "print(round($s/max($ops,1),3))")" >>"$out/net_counts.txt"
-  line=$(w5_server_line "$impl")
-  ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$line")
-  allocs=$(sed -n 's/.* allocations=\([0-9]*\).*/\1/p' <<<"$line")
-  echo "$impl allocations_per_round_trip $(python3 -c "print(round($allocs/max($ops,1),4))")" >>"$out/net_counts.txt"
-  copied=$(sed -n 's/.* bytes_copied=\([0-9]*\).*/\1/p' <<<"$line")
-  echoed=$(sed -n 's/.* bytes_echoed=\([0-9]*\).*/\1/p' <<<"$line")
-  if [ -n "$copied" ]; then
-    echo "$impl bytes_copied_per_byte_echoed $(python3 -c "print(round($copied/max($echoed,1),3))")" >>"$out/net_counts.txt"
+print(t)" "$1"
+}
+emit() { echo "$1 $2 $3 $4" >>"$out/net_counts.txt"; }  # impl connections metric value
+for conns in 50 1000; do
+  if [ "$conns" -eq 50 ]; then
+    stream_impls=(raw ioloop iostream iostream_strings iostream_coro iostream_uring)
+  else
+    stream_impls=(raw ioloop iostream iostream_uring)
   fi
-  rm -f "$log"
-  echo "compare.sh: stream-layer W5 counts for $impl done"
+  for impl in "${stream_impls[@]}"; do
+    log=$(mktemp)
+    # The 0 s baseline first: it tells whether the server starts at all (n/a if not).
+    line=$(stream_run "$impl" "$conns" 0 valgrind --tool=callgrind --instr-atstart=no \
+      --callgrind-out-file=/dev/null --log-file="$log")
+    if [ -z "$(field ops "$line")" ]; then
+      echo "compare.sh: stream-layer W5 $impl/$conns: n/a" >&2
+      rm -f "$log"
+      continue
+    fi
+    ops0=$(field ops "$line"); ir0=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
+    line=$(stream_run "$impl" "$conns" 2000 valgrind --tool=callgrind --instr-atstart=no \
+      --callgrind-out-file=/dev/null --log-file="$log")
+    ops2=$(field ops "$line"); ir2=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
+    emit "$impl" "$conns" instructions_per_round_trip \
+      "$(python3 -c "print(round(($ir2-$ir0)/max($ops2-$ops0,1),1))")"
+    line=$(stream_run "$impl" "$conns" 0 strace -f -c -o "$log")
+    ops0=$(field ops "$line"); s0=$(strace_total "$log")
+    line=$(stream_run "$impl" "$conns" 2000 strace -f -c -o "$log")
+    ops2=$(field ops "$line"); s2=$(strace_total "$log")
+    emit "$impl" "$conns" syscalls_per_round_trip \
+      "$(python3 -c "print(round(($s2-$s0)/max($ops2-$ops0,1),3))")"
+    rm -f "$log"
+    line=$(stream_run "$impl" "$conns" 0)
+    ops0=$(field ops "$line"); allocs0=$(field allocations "$line")
+    for rep in $(seq 1 "$reps"); do
+      line=$(stream_run "$impl" "$conns" 1000)
+      ops=$(field ops "$line")
+      emit "$impl" "$conns" round_trips_per_s "$(field client_round_trips "$line")"
+      emit "$impl" "$conns" allocations_per_round_trip \
+        "$(python3 -c "print(round(($(field allocations "$line")-$allocs0)/max($ops-$ops0,1),4))")"
+      emit "$impl" "$conns" memory_per_connection_kb \
+        "$(python3 -c "print(round(($(field peak_rss_kb "$line")-$(field rss_before_kb "$line"))/$conns,2))")"
+      copied=$(field bytes_copied "$line")
+      if [ -n "$copied" ]; then
+        emit "$impl" "$conns" bytes_copied_per_byte_echoed \
+          "$(python3 -c "print(round($copied/max($(field bytes_echoed "$line"),1),3))")"
+      fi
+    done
+    echo "compare.sh: stream-layer W5 counts for $impl at $conns connections done"
+  done
 done
-python3 - "$out/net_counts.txt" >"$out/net_table.md" <<'PY'
-import collections, sys
-rows = collections.defaultdict(dict)
-for line in open(sys.argv[1]):
-    impl, metric, value = line.split()
-    rows[metric][impl] = value
-impls = ["raw", "ioloop", "iostream", "iostream_strings", "iostream_coro"]
-print("| W5 server, per round trip | " + " | ".join(impls) + " |")
-print("| --- |" + " --- |" * len(impls))
-for metric, per in rows.items():
-    print(f"| {metric.replace('_', ' ')} | " + " | ".join(per.get(i, "n/a") for i in impls) + " |")
-PY
+python3 "$root/bench/make_net_table.py" "$out/net_counts.txt" >"$out/net_table.md"
 cat "$out/net_table.md"
 # --- end of the stream-layer block ----------------------------------------------
+fi  # stream
+
+if [[ "$blocks" == *" loops "* ]]; then
 
 python3 "$root/bench/make_table.py" "$out" "$reps" >"$out/table.md"
 gnuplot -e "outdir='$out'" "$root/bench/chart.gp"
 cat "$out/table.md"
 echo
 echo "compare.sh: table in bench/results/table.md, chart in bench/results/chart.png"
+fi

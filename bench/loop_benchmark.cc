@@ -6,6 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "backends/default_poller.h"
 #include "bench/adapters/ioloop_adapter.h"
 #include "bench/adapters/libevent_adapter.h"
 #include "bench/adapters/libuv_adapter.h"
@@ -121,15 +122,25 @@ void W5_TcpEcho(benchmark::State& state) {
       static_cast<double>(server_cpu_ns) / static_cast<double>(round_trips);
 }
 
-// W5 with the server on TCPServer + IOStream (bench/iostream_echo.h).
-template <IOStreamEchoServer::Style kStyle>
+// W5 with the server on TCPServer + IOStream (bench/iostream_echo.h), on the build's
+// default poller or (kIoUring) on io_uring, skipped where the kernel refuses it.
+template <IOStreamEchoServer::Style kStyle, bool kIoUring = false>
 void W5_TcpEchoIOStream(benchmark::State& state) {
   constexpr int kConnections = 50;
   const auto duration = std::chrono::milliseconds(state.range(0));
   uint64_t round_trips = 0;
   int64_t server_cpu_ns = 0;
   for (auto _ : state) {
-    IOStreamEchoServer server(kStyle);
+    IOLoop::Options options;
+    if (kIoUring) {
+      absl::StatusOr<std::unique_ptr<Poller>> poller = NewPoller("io_uring");
+      if (!poller.ok()) {
+        state.SkipWithError(poller.status().ToString().c_str());
+        return;
+      }
+      options.poller = *std::move(poller);
+    }
+    IOStreamEchoServer server(kStyle, std::move(options));
     uint64_t client_round_trips = 0;
     std::thread client(
         [&] { client_round_trips = EchoClient(server.port(), kConnections, duration); });
@@ -154,6 +165,12 @@ BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStreaming)
     ->UseRealTime();
 BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStrings)
     ->Name("W5_TcpEcho/iostream_strings")
+    ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStreaming, true)
+    ->Name("W5_TcpEcho/iostream_uring")
     ->Arg(1000)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)

@@ -6,18 +6,28 @@
 //   measure --impl=ioloop|ioloop_uring|raw|libevent|libuv
 //   --workload=w1|w2a|w2b|w3|w4|w5server|w5client
 //           [--n=...] [--ops=...] [--port=...] [--ms=...]
-//   measure --impl=iostream|iostream_strings|iostream_coro --workload=w5server [--n=...]
+//   measure --impl=iostream|iostream_strings|iostream_coro|iostream_uring
+//           --workload=w5server [--n=CONNECTIONS] [--poller=NAME]
 //
 // Prints one line of key=value pairs, including ops=<operations measured> and, for
 // w5server, allocations=<operator new calls in the measured part>.
+//
+// The iostream servers run on the build's default poller, or on --poller=NAME
+// (NewPoller(); `iostream_uring` is `iostream --poller=io_uring`). Exit status 3 when
+// that poller is refused (io_uring on a kernel that does not offer it). They also print
+// rss_before_kb (VmRSS once listening, before any client) and peak_rss_kb (VmHWM after
+// serving), so (peak - before) / connections is the memory each connection cost.
 
 #include <valgrind/callgrind.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <memory>
 #include <string>
 
+#include "backends/default_poller.h"
 #include "base/allocation_counter.h"
 #include "bench/adapters/ioloop_adapter.h"
 #include "bench/adapters/libevent_adapter.h"
@@ -36,7 +46,24 @@ struct Args {
   long ops = 20000;
   int port = 0;
   long ms = 1000;
+  std::string poller;  // Empty: the build's default.
 };
+
+// StatusKb(key): a "VmRSS:"-style line of /proc/self/status, in KiB (-1 if absent).
+// VmRSS is the resident set now; VmHWM its peak, exact (getrusage's ru_maxrss lags
+// behind the kernel's batched RSS counters, so it can read below an earlier VmRSS).
+long StatusKb(const char* key) {
+  std::ifstream status("/proc/self/status");
+  std::string word;
+  while (status >> word) {
+    long value;
+    if (word == key && status >> value) return value;
+    status.ignore(1 << 10, '\n');
+  }
+  return -1;
+}
+long VmRssKb() { return StatusKb("VmRSS:"); }
+long VmHwmKb() { return StatusKb("VmHWM:"); }
 
 template <class Loop>
 int RunWorkload(const Args& a) {
@@ -78,6 +105,7 @@ int RunWorkload(const Args& a) {
   } else if (a.workload == "w5server") {
     Loop loop;
     EchoServerWorkload<Loop> server(loop);
+    const long rss_before_kb = VmRssKb();
     std::printf("port=%d\n", server.port());
     std::fflush(stdout);
     const uint64_t allocations0 = base::AllocationsInProcess();
@@ -86,10 +114,13 @@ int RunWorkload(const Args& a) {
     server.ServeUntilAllClosed(static_cast<int>(a.n));
     const int64_t cpu = ThreadCpuNanos() - cpu0;
     CALLGRIND_STOP_INSTRUMENTATION;
-    std::printf("impl=%s workload=w5server ops=%llu server_cpu_ns=%lld allocations=%llu\n",
-                Loop::kName, static_cast<unsigned long long>(server.messages()),
-                static_cast<long long>(cpu),
-                static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0));
+    std::printf(
+        "impl=%s workload=w5server connections=%ld ops=%llu server_cpu_ns=%lld allocations=%llu "
+        "rss_before_kb=%ld peak_rss_kb=%ld\n",
+        Loop::kName, a.n, static_cast<unsigned long long>(server.messages()),
+        static_cast<long long>(cpu),
+        static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0), rss_before_kb,
+        VmHwmKb());
   } else {
     std::fprintf(stderr, "measure: unknown workload %s\n", a.workload.c_str());
     return 2;
@@ -117,6 +148,8 @@ int Main(int argc, char** argv) {
       a.port = std::atoi(v);
     else if (const char* v = value("--ms"))
       a.ms = std::atol(v);
+    else if (const char* v = value("--poller"))
+      a.poller = v;
     else {
       std::fprintf(stderr, "measure: unknown argument %s\n", arg);
       return 2;
@@ -127,15 +160,30 @@ int Main(int argc, char** argv) {
     std::printf("workload=w5client round_trips=%llu\n", static_cast<unsigned long long>(rt));
     return 0;
   }
+  if (a.impl == "iostream_uring") {
+    a.impl = "iostream";
+    a.poller = "io_uring";
+  }
   if (a.impl == "iostream" || a.impl == "iostream_strings" || a.impl == "iostream_coro") {
     if (a.workload != "w5server") {
       std::fprintf(stderr, "measure: %s runs only w5server\n", a.impl.c_str());
       return 2;
     }
+    IOLoop::Options loop_options;
+    if (!a.poller.empty()) {
+      absl::StatusOr<std::unique_ptr<Poller>> poller = NewPoller(a.poller);
+      if (!poller.ok()) {
+        std::fprintf(stderr, "measure: %s\n", poller.status().ToString().c_str());
+        return 3;
+      }
+      loop_options.poller = *std::move(poller);
+    }
     IOStreamEchoServer server(a.impl == "iostream" ? IOStreamEchoServer::Style::kStreaming
                               : a.impl == "iostream_strings"
                                   ? IOStreamEchoServer::Style::kStrings
-                                  : IOStreamEchoServer::Style::kCoroutine);
+                                  : IOStreamEchoServer::Style::kCoroutine,
+                              std::move(loop_options));
+    const long rss_before_kb = VmRssKb();
     std::printf("port=%d\n", server.port());
     std::fflush(stdout);
     const uint64_t allocations0 = base::AllocationsInProcess();
@@ -145,13 +193,14 @@ int Main(int argc, char** argv) {
     const int64_t cpu = ThreadCpuNanos() - cpu0;
     CALLGRIND_STOP_INSTRUMENTATION;
     std::printf(
-        "impl=%s workload=w5server ops=%llu server_cpu_ns=%lld allocations=%llu "
-        "bytes_copied=%llu bytes_echoed=%llu\n",
-        a.impl.c_str(), static_cast<unsigned long long>(server.messages()),
-        static_cast<long long>(cpu),
+        "impl=%s poller=%s workload=w5server connections=%ld ops=%llu server_cpu_ns=%lld "
+        "allocations=%llu bytes_copied=%llu bytes_echoed=%llu rss_before_kb=%ld "
+        "peak_rss_kb=%ld\n",
+        a.impl.c_str(), a.poller.empty() ? "default" : a.poller.c_str(), a.n,
+        static_cast<unsigned long long>(server.messages()), static_cast<long long>(cpu),
         static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0),
         static_cast<unsigned long long>(server.bytes_copied()),
-        static_cast<unsigned long long>(server.bytes_echoed()));
+        static_cast<unsigned long long>(server.bytes_echoed()), rss_before_kb, VmHwmKb());
     return 0;
   }
   if (a.impl == "ioloop") return RunWorkload<IOLoopAdapter>(a);

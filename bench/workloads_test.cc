@@ -3,6 +3,7 @@
 
 #include "bench/workloads.h"
 
+#include "backends/default_poller.h"
 #include "bench/adapters/ioloop_adapter.h"
 #include "bench/adapters/libevent_adapter.h"
 #include "bench/adapters/libuv_adapter.h"
@@ -87,6 +88,25 @@ TEST(IOStreamEchoTest, BothStylesRoundTrip) {
       EXPECT_LE(server.bytes_copied(), server.bytes_echoed());
     }
   }
+}
+
+// The IOStream echo on an io_uring loop (compare.sh's `iostream_uring`), with as many
+// connections as the backlog must hold for its 1,000-connection run, scaled down.
+TEST(IOStreamEchoTest, RoundTripsOnIoUring) {
+  absl::StatusOr<std::unique_ptr<Poller>> poller = NewPoller("io_uring");
+  if (absl::IsUnavailable(poller.status())) GTEST_SKIP() << poller.status();
+  ASSERT_TRUE(poller.ok()) << poller.status();
+  IOLoop::Options options;
+  options.poller = *std::move(poller);
+  IOStreamEchoServer server(IOStreamEchoServer::Style::kStreaming, std::move(options));
+  uint64_t round_trips = 0;
+  std::thread client(
+      [&] { round_trips = EchoClient(server.port(), 200, std::chrono::milliseconds(100)); });
+  server.ServeUntilAllClosed(200);
+  client.join();
+  EXPECT_GT(round_trips, 0u);
+  EXPECT_GE(server.messages(), round_trips);
+  EXPECT_LE(server.bytes_copied(), server.bytes_echoed());
 }
 
 }  // namespace

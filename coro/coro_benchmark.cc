@@ -32,26 +32,38 @@ namespace {
 
 constexpr int kBatch = 1000;
 
-void BM_CallbackTurn(benchmark::State& state) {
+// A chain of kBatch callbacks, each scheduling the next with `kTimeout` (AddTimeout of
+// 1 ns) or without (AddCallback): the callback version of each coroutine benchmark.
+template <bool kTimeout>
+void RunCallbackChain(benchmark::State& state) {
   IOLoop loop;
   for (auto _ : state) {
     int left = kBatch;
     struct Step {
       IOLoop* loop;
       int* left;
+      void Schedule() const {
+        if constexpr (kTimeout) {
+          loop->AddTimeout(absl::Nanoseconds(1), *this);
+        } else {
+          loop->AddCallback(*this);
+        }
+      }
       void operator()() const {
         if (--*left == 0) {
           loop->Stop();
         } else {
-          loop->AddCallback(Step{loop, left});
+          Schedule();
         }
       }
     };
-    loop.AddCallback(Step{&loop, &left});
+    Step{&loop, &left}.Schedule();
     loop.Start();
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
+
+void BM_CallbackTurn(benchmark::State& state) { RunCallbackChain<false>(state); }
 BENCHMARK(BM_CallbackTurn);
 
 void BM_CoroSleepZero(benchmark::State& state) {
@@ -64,26 +76,7 @@ void BM_CoroSleepZero(benchmark::State& state) {
 }
 BENCHMARK(BM_CoroSleepZero);
 
-void BM_CallbackTimeout(benchmark::State& state) {
-  IOLoop loop;
-  for (auto _ : state) {
-    int left = kBatch;
-    struct Step {
-      IOLoop* loop;
-      int* left;
-      void operator()() const {
-        if (--*left == 0) {
-          loop->Stop();
-        } else {
-          loop->AddTimeout(absl::Nanoseconds(1), Step{loop, left});
-        }
-      }
-    };
-    loop.AddTimeout(absl::Nanoseconds(1), Step{&loop, &left});
-    loop.Start();
-  }
-  state.SetItemsProcessed(state.iterations() * kBatch);
-}
+void BM_CallbackTimeout(benchmark::State& state) { RunCallbackChain<true>(state); }
 BENCHMARK(BM_CallbackTimeout);
 
 void BM_CoroSleepTimeout(benchmark::State& state) {

@@ -16,29 +16,15 @@
 #include <cstdio>
 #include <string>
 
-// Abseil's flag headers use std::atomic_thread_fence, which g++ flags under
-// -fsanitize=thread (-Wtsan); the flags are parsed once, before any thread exists.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic pop
-#endif
-#include "absl/time/time.h"
+#include "absl/strings/str_cat.h"
 #include "examples/echo_server.h"
+#include "examples/internal/echo_flags.h"
+#include "examples/internal/server_main.h"
 #include "examples/multi_loop_echo_server.h"
 #include "ioloop/io_loop.h"
 #include "loop_thread/loop_thread.h"
 #include "net/multi_loop_server.h"
 
-ABSL_FLAG(std::string, host, "127.0.0.1", "address to listen on");
-ABSL_FLAG(int, port, 8888, "port to listen on (0: any free port)");
-ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
-          "drop a client that sends nothing for this long");
-ABSL_FLAG(int, max_buffered_bytes, 64 * 1024, "bytes in flight per connection");
 ABSL_FLAG(int, loops, 0,
           "0: one loop on the main thread; N >= 1: N loop threads, connections spread "
           "across them by --mode");
@@ -47,27 +33,14 @@ ABSL_FLAG(std::string, mode, "handoff",
           "listening socket per loop, SO_REUSEPORT)");
 
 namespace {
-ioloop::IOLoop* g_loop = nullptr;
-void StopLoop() { g_loop->Stop(); }
-void OnStopSignal(int) { g_loop->AddCallbackFromSignal(&StopLoop); }
+using ioloop::examples::ReportError;
 
 // One loop on this thread: the original demo.
 int RunOneLoop(const ioloop::examples::EchoServerOptions& options) {
   ioloop::IOLoop loop;
-  g_loop = &loop;
   auto server = ioloop::examples::EchoServer::Listen(&loop, options);
-  if (!server.ok()) {
-    std::fprintf(stderr, "echo_server: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  struct sigaction action = {};
-  action.sa_handler = &OnStopSignal;
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-  std::printf("echo_server listening on %s:%d (Ctrl-C stops it)\n", options.host.c_str(),
-              (*server)->port());
-  std::fflush(stdout);
-  loop.Start();
+  if (!server.ok()) return ReportError("echo_server", server.status());
+  ioloop::examples::ServeUntilStopSignal(loop, "echo_server", options.host, (*server)->port());
   std::printf("echo_server: stopped after %llu connections, %llu bytes echoed, %llu dropped idle\n",
               static_cast<unsigned long long>((*server)->accepted()),
               static_cast<unsigned long long>((*server)->bytes_echoed()),
@@ -87,19 +60,12 @@ int RunLoopThreads(const ioloop::examples::EchoServerOptions& options, int loops
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   ioloop::LoopThreadPool pool(loops, "echo");
-  if (absl::Status s = pool.Start(); !s.ok()) {
-    std::fprintf(stderr, "echo_server: %s\n", s.ToString().c_str());
-    return 1;
-  }
+  if (absl::Status s = pool.Start(); !s.ok()) return ReportError("echo_server", s);
   auto server = ioloop::examples::MultiLoopEchoServer::Listen(&pool, options, mode);
-  if (!server.ok()) {
-    std::fprintf(stderr, "echo_server: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  std::printf("echo_server listening on %s:%d with %d loops, mode %s (Ctrl-C stops it)\n",
-              options.host.c_str(), (*server)->port(), loops,
-              std::string(ioloop::MultiLoopModeName(mode)).c_str());
-  std::fflush(stdout);
+  if (!server.ok()) return ReportError("echo_server", server.status());
+  ioloop::examples::PrintListening(
+      "echo_server", options.host, (*server)->port(),
+      absl::StrCat(" with ", loops, " loops, mode ", ioloop::MultiLoopModeName(mode)));
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   const std::vector<uint64_t> connections = (*server)->ConnectionsPerLoop();
@@ -118,11 +84,8 @@ int RunLoopThreads(const ioloop::examples::EchoServerOptions& options, int loops
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  ioloop::examples::EchoServerOptions options;
-  options.host = absl::GetFlag(FLAGS_host);
-  options.port = absl::GetFlag(FLAGS_port);
-  options.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
-  options.max_buffered_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_buffered_bytes));
+  const ioloop::examples::EchoServerOptions options =
+      ioloop::examples::EchoServerOptionsFromFlags();
   const int loops = absl::GetFlag(FLAGS_loops);
   if (loops < 0) {
     std::fprintf(stderr, "echo_server: --loops must be 0 or more\n");
@@ -130,10 +93,7 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<ioloop::MultiLoopMode> mode =
       ioloop::ParseMultiLoopMode(absl::GetFlag(FLAGS_mode));
-  if (!mode.ok()) {
-    std::fprintf(stderr, "echo_server: --mode: %s\n", mode.status().ToString().c_str());
-    return 1;
-  }
+  if (!mode.ok()) return ReportError("echo_server: --mode", mode.status());
   if (loops == 0) return RunOneLoop(options);
   return RunLoopThreads(options, loops, *mode);
 }

@@ -3,7 +3,6 @@
 // the loop's containers and free lists are warm. Counted with a replaced operator
 // new (//base:allocation_counter), on the real loop (default poller, real clock) and a pipe.
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
@@ -15,6 +14,7 @@
 #include "base/allocation_counter.h"
 #include "gtest/gtest.h"
 #include "ioloop/io_loop.h"
+#include "testing/fd_pairs.h"
 
 namespace ioloop {
 namespace {
@@ -87,7 +87,7 @@ TEST(IOLoopAllocationTest, CallbacksWith48ByteCaptures) {
 TEST(IOLoopAllocationTest, HandlerDispatch) {
   IOLoop loop;
   int fds[2];
-  ASSERT_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+  ASSERT_TRUE(testing::MakePipe(fds).ok());
   int reads = 0;
   Payload payload{{}, &reads};
   ASSERT_TRUE(loop.AddHandler(

@@ -2,7 +2,6 @@
 // contract (AddTimeout(delay) counts from the loop's cached time), on the fakes and on
 // every real backend.
 
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
@@ -17,6 +16,7 @@
 #include "ioloop/io_loop.h"
 #include "testing/backends.h"
 #include "testing/fake_loop.h"
+#include "testing/fd_pairs.h"
 
 namespace ioloop {
 namespace {
@@ -207,7 +207,7 @@ class RealEmbeddingTest : public ::testing::TestWithParam<std::string> {
 
 TEST_P(RealEmbeddingTest, RunOnceServesASocketFromAnotherLoop) {
   int fds[2];
-  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  ASSERT_TRUE(testing::MakeSocketPair(fds, testing::FdMode::kBlocking).ok());
   int echoed = 0;
   ASSERT_TRUE(loop_
                   ->AddHandler(

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "ioloop/io_loop.h"
 #include "reliability/load_test_util.h"
+#include "reliability/stream_backends.h"
 
 namespace ioloop::reliability {
 namespace {
@@ -53,11 +54,15 @@ ChildClient ForkClient(F client) {
 }
 
 // Ten thousand concurrent connections, each echoing 100 messages: every byte back.
-TEST(LoadTest, TenThousandConnectionsEchoEveryByte) {
+// The echo server is on TCPServer + IOStream, so this runs on the default poller and
+// on io_uring (reliability/stream_backends.h).
+class StreamLoadTest : public StreamBackendTest {};
+
+TEST_P(StreamLoadTest, TenThousandConnectionsEchoEveryByte) {
   RaiseFdLimit();
   const int connections = 10000 / kSanitizerDivisor;
   constexpr int kMessages = 100;
-  IOLoop loop;
+  IOLoop& loop = this->loop();
   EchoServerOptions options;
   options.backlog = 4096;
   auto server = EchoServer::Listen(&loop, options);
@@ -100,6 +105,9 @@ TEST(LoadTest, TenThousandConnectionsEchoEveryByte) {
   close(shared[0]);
   close(child.result_fd);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, StreamLoadTest, ::testing::ValuesIn(StreamBackends()),
+                         StreamBackendName);
 
 // With RLIMIT_NOFILE lowered, a burst of connections beyond it must not spin the
 // accept handler, and the server serves again once fds free up.
@@ -285,9 +293,12 @@ TEST(LoadTest, EightThreadsOfCallbacksWhileServingEveryOneRunsOnce) {
   Figure("io_bytes_echoed_meanwhile", static_cast<double>(seen.bytes_echoed));
 }
 
-// Peers that never read: the server's per-connection buffer stays bounded.
-TEST(FaultTest, PeersThatNeverReadKeepMemoryBounded) {
-  IOLoop loop;
+// Peers that never read: the server's per-connection buffer stays bounded. On the
+// default poller and on io_uring, as the echo server is on IOStream.
+class StreamFaultTest : public StreamBackendTest {};
+
+TEST_P(StreamFaultTest, PeersThatNeverReadKeepMemoryBounded) {
+  IOLoop& loop = this->loop();
   EchoServerOptions options;
   options.max_buffered_bytes = 32 * 1024;
   auto server = EchoServer::Listen(&loop, options);
@@ -318,6 +329,9 @@ TEST(FaultTest, PeersThatNeverReadKeepMemoryBounded) {
          static_cast<double>((*server)->peak_buffered_bytes()));
   for (int fd : fds) close(fd);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, StreamFaultTest, ::testing::ValuesIn(StreamBackends()),
+                         StreamBackendName);
 
 // A poller that counts the polls that begin after a flag is set.
 class CountingPoller : public Poller {

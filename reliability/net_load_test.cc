@@ -1,7 +1,8 @@
 // Load and fault tests for the stream layer (net/): a peer that never reads while the
 // server writes 100 MB, a flood that never sends the delimiter, half-close at several
 // sizes, resets mid-stream, and idle connections giving their buffers back. Each
-// prints the figures docs/reliability.md quotes ("FIGURE name=value").
+// prints the figures docs/reliability.md quotes ("FIGURE name=value"). Every case runs
+// on the build's default poller and on io_uring (reliability/stream_backends.h).
 
 #include <sys/wait.h>
 
@@ -17,6 +18,7 @@
 #include "net/iostream.h"
 #include "net/tcp_server.h"
 #include "reliability/load_test_util.h"
+#include "reliability/stream_backends.h"
 
 namespace ioloop::reliability {
 namespace {
@@ -38,11 +40,14 @@ long VmRssKb() {
   return -1;
 }
 
+class NetFaultTest : public StreamBackendTest {};
+class NetLoadTest : public StreamBackendTest {};
+
 // A server that writes `total` bytes to every client in 1 MiB writes, each waiting for
 // the previous one to reach the kernel (the flow-controlled writer), or as fast as
 // Write() accepts them (the careless writer, which learns the bound from the status).
-TEST(NetFaultTest, PeerThatNeverReadsCostsAtMostTheWriteBound) {
-  IOLoop loop;
+TEST_P(NetFaultTest, PeerThatNeverReadsCostsAtMostTheWriteBound) {
+  IOLoop& loop = this->loop();
   IOStream::Options options;
   options.max_write_buffer_size = 8 << 20;
   const uint64_t total = 100ull << 20;  // Cheap at any size: the writers stop at the bound.
@@ -113,8 +118,8 @@ TEST(NetFaultTest, PeerThatNeverReadsCostsAtMostTheWriteBound) {
 
 // A client that floods without ever sending the delimiter: the read fails with a
 // clear status at the bound, the server closes that connection, and serves the next.
-TEST(NetFaultTest, FloodWithoutDelimiterIsBoundedAndReported) {
-  IOLoop loop;
+TEST_P(NetFaultTest, FloodWithoutDelimiterIsBoundedAndReported) {
+  IOLoop& loop = this->loop();
   IOStream::Options options;
   options.max_buffer_size = 1 << 20;
   std::vector<std::unique_ptr<IOStream>> streams;
@@ -182,8 +187,8 @@ TEST(NetFaultTest, FloodWithoutDelimiterIsBoundedAndReported) {
 
 // The echo server, a client half-closing after N bytes: exactly N bytes come back,
 // then EOF.
-TEST(NetFaultTest, HalfCloseAtEverySizeGetsEverythingBackThenEof) {
-  IOLoop loop;
+TEST_P(NetFaultTest, HalfCloseAtEverySizeGetsEverythingBackThenEof) {
+  IOLoop& loop = this->loop();
   auto server = examples::EchoServer::Listen(&loop, {});
   ASSERT_TRUE(server.ok());
   const int port = (*server)->port();
@@ -219,8 +224,8 @@ TEST(NetFaultTest, HalfCloseAtEverySizeGetsEverythingBackThenEof) {
 
 // Clients reset their connections (SO_LINGER 0) in the middle of a transfer while
 // others echo: the server frees every reset stream and keeps serving.
-TEST(NetFaultTest, ResetsMidStreamFreeTheConnectionAndHurtNoOne) {
-  IOLoop loop;
+TEST_P(NetFaultTest, ResetsMidStreamFreeTheConnectionAndHurtNoOne) {
+  IOLoop& loop = this->loop();
   auto server = examples::EchoServer::Listen(&loop, {});
   ASSERT_TRUE(server.ok());
   const int port = (*server)->port();
@@ -263,11 +268,11 @@ TEST(NetFaultTest, ResetsMidStreamFreeTheConnectionAndHurtNoOne) {
 
 // 1,000 connections each echo a 1 MiB burst and then stay open, idle: the server's
 // streams give their buffers back (none held), and its resident memory comes down.
-TEST(NetLoadTest, IdleConnectionsGiveTheirBuffersBack) {
+TEST_P(NetLoadTest, IdleConnectionsGiveTheirBuffersBack) {
   RaiseFdLimit();
   const int connections = 1000 / kSanitizerDivisor;
   const size_t burst = 1 << 20;
-  IOLoop loop;
+  IOLoop& loop = this->loop();
   auto server = examples::EchoServer::Listen(&loop, {});
   ASSERT_TRUE(server.ok());
   const int port = (*server)->port();
@@ -339,6 +344,11 @@ TEST(NetLoadTest, IdleConnectionsGiveTheirBuffersBack) {
   loop.RemoveHandler(to_parent[0]).IgnoreError();
   for (int fd : {to_parent[0], to_child[0], to_child[1]}) close(fd);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, NetFaultTest, ::testing::ValuesIn(StreamBackends()),
+                         StreamBackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, NetLoadTest, ::testing::ValuesIn(StreamBackends()),
+                         StreamBackendName);
 
 }  // namespace
 }  // namespace ioloop::reliability

@@ -1,11 +1,13 @@
 #include "testing/fake_loop.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <utility>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "base/check.h"
+#include "testing/fd_pairs.h"
 
 namespace ioloop::testing {
 
@@ -41,8 +43,8 @@ int FakeLoop::Fd(int label) {
   auto it = pipes_.find(label);
   if (it != pipes_.end()) return it->second.first;
   int fds[2];
-  IOLOOP_CHECK(pipe(fds) == 0, "FakeLoop::Fd: pipe() failed");
-  for (int fd : fds) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  const absl::Status made = MakePipe(fds, FdMode::kBlocking);
+  IOLOOP_CHECK(made.ok(), absl::StrCat("FakeLoop::Fd: ", made.ToString()));
   pipes_.emplace(label, std::make_pair(fds[0], fds[1]));
   return fds[0];
 }

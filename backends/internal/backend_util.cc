@@ -5,7 +5,6 @@
 #include <climits>
 
 #include "absl/strings/str_cat.h"
-#include "base/check.h"
 
 namespace ioloop::backend_internal {
 
@@ -30,12 +29,6 @@ absl::Status NotRegistered(absl::string_view backend, absl::string_view call, in
 absl::Status AlreadyRegistered(absl::string_view backend, int fd) {
   return absl::AlreadyExistsError(
       absl::StrCat(backend, ": Register fd ", fd, ": already registered"));
-}
-
-std::unique_ptr<Poller> ValueOrDie(absl::StatusOr<std::unique_ptr<Poller>> poller,
-                                   absl::string_view what) {
-  IOLOOP_CHECK(poller.ok(), absl::StrCat(what, ": ", poller.status().ToString()));
-  return *std::move(poller);
 }
 
 bool IsOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "backends/completion_io.h"
 #include "backends/internal/backend_util.h"
+#include "base/errno_status.h"
 
 namespace ioloop {
 namespace {

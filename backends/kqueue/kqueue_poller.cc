@@ -11,6 +11,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "backends/internal/backend_util.h"
+#include "backends/internal/fd_table.h"
+#include "base/errno_status.h"
 
 namespace ioloop {
 namespace {

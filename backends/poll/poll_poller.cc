@@ -5,6 +5,8 @@
 #include <cerrno>
 
 #include "backends/internal/backend_util.h"
+#include "backends/internal/fd_table.h"
+#include "base/errno_status.h"
 
 namespace ioloop {
 namespace {

@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "backends/internal/backend_util.h"
+#include "backends/internal/fd_table.h"
+#include "base/errno_status.h"
 
 namespace ioloop {
 namespace {
