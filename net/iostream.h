@@ -34,7 +34,8 @@
 // kResourceExhausted and queues nothing. An idle stream (nothing buffered) holds no
 // buffer memory.
 //
-// Writes. Write(data, cb) sends at once when nothing is queued, queues the rest (an
+// Writes. Write(data, cb) sends at once when nothing is queued (on the completion
+// path, see "I/O paths": with the loop's next poll), queues the rest (an
 // absl::Cord: an absl::Cord argument is queued without copying), and calls cb(OK) once
 // every byte written so far, this call's included, reached the kernel. Each write's cb
 // is called exactly once if and only if Write() returned OK: with OK when flushed,
