@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "backends/completion_io.h"
 #include "backends/events.h"
 
 namespace ioloop {
@@ -59,6 +60,11 @@ class Poller {
 
   // Name() is the backend's name: "epoll", "kqueue", "poll", "select", "fake", ...
   virtual absl::string_view Name() const = 0;
+
+  // completion_io() is the backend's CompletionIo (backends/completion_io.h): socket
+  // reads and writes the kernel performs, submitted and reaped by Poll(). nullptr for
+  // readiness-only backends (the default). Valid as long as the poller; same thread.
+  virtual CompletionIo* completion_io() { return nullptr; }
 };
 
 }  // namespace ioloop

@@ -143,6 +143,7 @@ absl::Status IOLoop::Init() {
     return absl::Status(s.code(), absl::StrCat("IOLoop: cannot watch its waker: ", s.message()));
   }
   waker_fd_ = waker_->fd();
+  completion_io_ = poller_->completion_io();
   return absl::OkStatus();
 }
 
@@ -490,6 +491,13 @@ void IOLoop::PollAndDispatch(absl::Duration max_wait) {
     return;
   }
   Dispatch(registrations_before_poll);
+  if (completion_io_ != nullptr) {
+    const size_t ran = completion_io_->RunCompleted([this](absl::FunctionRef<void()> f) {
+      RunGuarded(StackContext(), f, /*from_handler=*/true);
+    });
+    events_dispatched_.store(events_dispatched_.load(std::memory_order_relaxed) + ran,
+                             std::memory_order_relaxed);
+  }
 }
 
 void IOLoop::Dispatch(uint64_t registrations_before_poll) {
@@ -608,6 +616,7 @@ absl::Status IOLoop::Close(bool all_fds) {
   watchdog_.reset();
   absl::Status status = Teardown(all_fds);
   if (poller_ && waker_fd_ >= 0) poller_->Unregister(waker_fd_).IgnoreError();
+  completion_io_ = nullptr;
   poller_.reset();
   waker_fd_ = -1;
   waker_.reset();  // Close() must not race AddCallback(): see the header.

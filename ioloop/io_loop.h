@@ -320,6 +320,17 @@ class IOLoop {
   // atomically; the set is not a snapshot).
   LoopMetrics Metrics() const;
 
+  // completion_io() is the poller's CompletionIo (backends/completion_io.h), or nullptr
+  // when the backend has none (every readiness backend) or the loop is closed. The loop
+  // runs its finished operations' callbacks after dispatching each poll's ready fds,
+  // with exceptions handled as for handlers (no stack context: the caller carries its
+  // own). Loop thread only. Valid until Close(): whatever uses it (an IOStream) must
+  // cancel its operations and stop using it before the loop is closed.
+  CompletionIo* completion_io() {
+    CheckLoopThread("completion_io");
+    return completion_io_;
+  }
+
   // Close() destroys every pending handler, timeout and callback (see the top of this
   // file), then releases the poller and waker; with `all_fds`, it closes every fd that
   // had a handler. FailedPrecondition while running. No other thread may call
@@ -461,6 +472,7 @@ class IOLoop {
   }
 
   std::unique_ptr<Poller> poller_;
+  CompletionIo* completion_io_ = nullptr;  // poller_'s, if it has one.
   Clock* clock_;
   std::unique_ptr<Waker> waker_;
   int waker_fd_ = -1;

@@ -99,6 +99,15 @@ IOStream::IOStream(IOLoop* loop, int fd, Options options)
   const int one = 1;
   setsockopt(fd_, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
+  if (options_.use_completions) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    CompletionIo* io = loop_->completion_io();
+    if (io != nullptr && getsockopt(fd_, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+        type == SOCK_STREAM) {
+      io_ = io;
+    }
+  }
   UpdateInterest();  // Watch for reads while idle, to see the peer close.
 }
 
@@ -110,6 +119,7 @@ IOStream::~IOStream() {
   if (deferred_pending_) loop_->RemoveTimeout(deferred_);
   if (!closed_) {
     if (registered_) loop_->RemoveHandler(fd_).IgnoreError();
+    if (io_ != nullptr) CancelOps();
     close(fd_);
   }
 }
@@ -367,7 +377,7 @@ bool IOStream::StepReadSlow(Frame& frame) {
 
 absl::Status IOStream::Write(absl::string_view data) {
   if (ABSL_PREDICT_TRUE(!closed_ && !shutdown_requested_ && write_queue_.empty() && !data.empty() &&
-                        data.size() <= options_.max_write_buffer_size)) {
+                        data.size() <= options_.max_write_buffer_size && io_ == nullptr)) {
     // The common case: nothing queued, and the kernel takes it all.
     const ssize_t n = send(fd_, data.data(), data.size(), kSendFlags);
     if (ABSL_PREDICT_TRUE(n == static_cast<ssize_t>(data.size()))) {
@@ -420,7 +430,7 @@ absl::Status IOStream::Write(absl::string_view data, WriteCallback cb) {
         " queued would exceed max_write_buffer_size ", options_.max_write_buffer_size));
   }
   size_t sent = 0;
-  if (write_queue_.empty()) sent = SendDirect(data);
+  if (write_queue_.empty() && io_ == nullptr) sent = SendDirect(data);
   queued_end_ += data.size();
   if (!closed_ && sent < data.size()) {
     write_queue_.Append(data.substr(sent));
@@ -448,7 +458,7 @@ absl::Status IOStream::Write(absl::Cord data, WriteCallback cb) {
   const size_t size = data.size();
   write_queue_.Append(std::move(data));  // Shares the Cord's chunks: no copy.
   queued_end_ += size;
-  if (write_queue_.size() == size) FlushQueue();
+  if (write_queue_.size() == size && io_ == nullptr) FlushQueue();
   if (cb) {
     writes_.push_back({queued_end_, std::move(cb), StackContext::Capture()});
     if (flushed_ >= queued_end_ || closed_) ScheduleCompletions();
@@ -741,6 +751,10 @@ bool IOStream::Finish(Frame& frame) {
 // bytes are queued. Returns false if the loop refused and the stream closed.
 bool IOStream::UpdateInterest() {
   if (closed_) return true;
+  if (io_ != nullptr) {
+    UpdateOps();
+    return true;
+  }
   EventMask want = kNone;
   const size_t buffered = read_buffer_.size();
   if (!eof_ && buffered < options_.max_buffer_size && (has_read_ || buffered == 0)) want |= kRead;
@@ -781,6 +795,7 @@ void IOStream::CloseNow(absl::Status reason, bool clean) {
     registered_ = false;
   }
   interest_ = kNone;
+  if (io_ != nullptr) CancelOps();
   close(fd_);
   write_queue_ = absl::Cord();
   ScheduleCompletions();
@@ -849,6 +864,134 @@ void IOStream::OnCallbackThrew() {
   if (has_read_) read_.on_chunk.reset();  // Never called again after it threw.
   read_buffer_.Settle();
   ScheduleCompletions();
+}
+
+// --- The completion path -----------------------------------------------------------
+
+// UpdateOps() is UpdateInterest() for the completion path: a receive in the kernel
+// while the stream would watch for reads (the same back-pressure rule), a send while
+// bytes are queued. At most one of each is in flight.
+void IOStream::UpdateOps() {
+  if (loop_->completion_io() == nullptr) return;  // The loop closed: nothing more starts.
+  const size_t buffered = read_buffer_.size();
+  if (recv_op_ == 0 && !eof_ && buffered < options_.max_buffer_size &&
+      (has_read_ || buffered == 0)) {
+    const size_t want = std::min(options_.read_chunk_size, options_.max_buffer_size - buffered);
+    recv_op_ =
+        io_->Recv(fd_, want, [this](int result, absl::string_view data) { OnRecv(result, data); });
+    ++stats_.read_calls;
+  }
+  if (send_op_ == 0 && !write_queue_.empty()) {
+    // The op shares the queue's chunks; bytes appended meanwhile go in the next send.
+    send_op_ = io_->Send(fd_, write_queue_, [this](int result) { OnSend(result); });
+    ++stats_.write_calls;
+  }
+}
+
+// OnRecv() takes a finished receive: the bytes go to a streaming read directly when
+// ChunkFastPathReady() (no copy), else into the read buffer; then completions run.
+void IOStream::OnRecv(int result, absl::string_view data) {
+  recv_op_ = 0;
+  Frame frame(this);
+  try {
+    bool changed = false;
+    if (result > 0) {
+      const size_t got = data.size();
+      stats_.bytes_read += got;
+      ReadRequest& r = read_;
+      if (ChunkFastPathReady() && (r.kind == ReadKind::kUntilClose || r.limit > got)) {
+        if (r.kind == ReadKind::kBytes) r.limit -= got;
+        (*r.on_chunk)(data);
+        if (frame.destroyed) return;
+      } else {
+        read_buffer_.Append(data);
+      }
+      changed = true;
+    } else if (result == 0) {
+      eof_ = true;
+      changed = true;
+    } else if (result != -ECANCELED && result != -EAGAIN && result != -EINTR) {
+      CloseNow(ErrnoStatus(-result, "IOStream: recv", fd_), /*clean=*/false);
+      changed = true;
+    }  // Otherwise abandoned by the backend: Finish() submits another.
+    if (changed && !DrainCompletions(frame)) return;
+    Finish(frame);
+  } catch (...) {
+    if (!frame.destroyed) {
+      frames_ = frame.outer;
+      OnCallbackThrew();
+    }
+    throw;
+  }
+}
+
+// OnSend() takes a finished send: drops what the kernel took from the queue, half-closes
+// once it drained after ShutdownWrite(), runs the write completions now due.
+void IOStream::OnSend(int result) {
+  send_op_ = 0;
+  Frame frame(this);
+  try {
+    if (result > 0) {
+      const size_t n = static_cast<size_t>(result);
+      write_queue_.RemovePrefix(n);
+      flushed_ += n;
+      stats_.bytes_written += n;
+      if (write_queue_.empty()) {
+        write_queue_ = absl::Cord();  // Give the tree back.
+        if (shutdown_requested_ && !write_shut_) {
+          write_shut_ = true;
+          shutdown(fd_, SHUT_WR);
+        }
+      }
+    } else if (result < 0 && result != -ECANCELED && result != -EAGAIN && result != -EINTR) {
+      CloseNow(ErrnoStatus(-result, "IOStream: send", fd_), /*clean=*/false);
+    }  // Otherwise nothing was sent: Finish() submits another.
+    if (!DrainCompletions(frame)) return;
+    Finish(frame);
+  } catch (...) {
+    if (!frame.destroyed) {
+      frames_ = frame.outer;
+      OnCallbackThrew();
+    }
+    throw;
+  }
+}
+
+// CancelOps() cancels what is in flight, before the fd is closed (the backend keeps
+// the buffers until the kernel lets go). A send that never reached the kernel is tried
+// once, non-blocking, first: on the readiness path Write() would already have sent it.
+void IOStream::CancelOps() {
+  CompletionIo* io = loop_->completion_io();  // nullptr once the loop closed.
+  if (io == nullptr) {
+    recv_op_ = send_op_ = 0;
+    return;
+  }
+  if (recv_op_ != 0) io->Cancel(recv_op_);
+  recv_op_ = 0;
+  if (send_op_ != 0 && io->Cancel(send_op_)) SendUnsentOnce();
+  send_op_ = 0;
+}
+
+// SendUnsentOnce() hands the kernel what of the queue it takes without blocking, and
+// changes nothing else (it runs on the way to close(), also from the destructor).
+void IOStream::SendUnsentOnce() {
+  iovec iov[kMaxIovecs];
+  int count = 0;
+  for (absl::string_view chunk : write_queue_.Chunks()) {
+    iov[count].iov_base = const_cast<char*>(chunk.data());
+    iov[count].iov_len = chunk.size();
+    if (++count == kMaxIovecs) break;
+  }
+  if (count == 0) return;
+  msghdr message = {};
+  message.msg_iov = iov;
+  message.msg_iovlen = static_cast<decltype(message.msg_iovlen)>(count);
+  const ssize_t n = RetryOnEintr([&] { return sendmsg(fd_, &message, kSendFlags); });
+  ++stats_.write_calls;
+  if (n > 0) {
+    flushed_ += static_cast<size_t>(n);
+    stats_.bytes_written += static_cast<size_t>(n);
+  }
 }
 
 // --- Connect ------------------------------------------------------------------------

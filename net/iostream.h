@@ -34,7 +34,8 @@
 // kResourceExhausted and queues nothing. An idle stream (nothing buffered) holds no
 // buffer memory.
 //
-// Writes. Write(data, cb) sends at once when nothing is queued, queues the rest (an
+// Writes. Write(data, cb) sends at once when nothing is queued (on the completion
+// path, see "I/O paths": with the loop's next poll), queues the rest (an
 // absl::Cord: an absl::Cord argument is queued without copying), and calls cb(OK) once
 // every byte written so far, this call's included, reached the kernel. Each write's cb
 // is called exactly once if and only if Write() returned OK: with OK when flushed,
@@ -64,6 +65,18 @@
 // destroyed. Destroying a stream drops its pending callbacks without calling them.
 // Destroy every stream before its loop is closed or destroyed. Callbacks must not
 // destroy the stream from their own destructors.
+//
+// I/O paths. On a readiness backend (epoll, kqueue, poll, select) the stream watches its
+// fd and makes the read(2) and send(2) calls itself. On a loop whose poller performs
+// socket I/O (io_uring: IOLoop::completion_io() is not null) it instead keeps one
+// receive of at most read_chunk_size in the kernel while it wants data (none while
+// the read buffer is full, or while no read is pending and something is buffered:
+// the same back-pressure) and one send of the queued bytes while bytes are queued,
+// all submitted in the loop's one system call per iteration. Write() then never
+// sends inside the call: the bytes are queued and sent with the next poll. Closing or
+// destroying the stream cancels what is in flight (a send that had not reached the
+// kernel yet is first tried once, non-blocking, as the readiness path's Write() would
+// have done). Options::use_completions = false keeps a stream on the readiness path.
 //
 // Thread-safety: loop thread only, like Tornado's IOStream.
 
@@ -98,6 +111,13 @@ struct IOStreamOptions {
   size_t max_write_buffer_size = 4 << 20;
   // The most bytes one read system call asks for. Default 64 KiB.
   size_t read_chunk_size = 64 << 10;
+  // use_completions: on a loop whose poller does socket I/O itself (io_uring; see
+  // IOLoop::completion_io()), let the kernel do this stream's reads and writes as
+  // completions submitted with the loop's poll, instead of a read(2)/send(2) per
+  // readiness event. Same API and semantics either way. false: readiness always.
+  // Ignored (readiness) on every other backend and for fds that are not stream
+  // sockets.
+  bool use_completions = true;
 };
 
 class IOStream {
@@ -124,8 +144,10 @@ class IOStream {
     // results, into the write queue. A streaming read whose chunk is written straight
     // back copies none.
     uint64_t bytes_copied = 0;
-    uint64_t read_calls = 0;   // read(2) system calls.
-    uint64_t write_calls = 0;  // send(2)/sendmsg(2) system calls.
+    // read(2) system calls; on the completion path, receives submitted.
+    uint64_t read_calls = 0;
+    // send(2)/sendmsg(2) system calls; on the completion path, sends submitted.
+    uint64_t write_calls = 0;
   };
 
   // IOStream() takes ownership of `fd`, a connected stream socket (TCP or Unix), makes
@@ -208,6 +230,10 @@ class IOStream {
   // (kFailedPrecondition if the stream is closed).
   absl::Status SetNoDelay(bool no_delay);
 
+  // UsesCompletions(): the stream's reads and writes are kernel completions (see "I/O
+  // paths" above), not readiness-driven system calls.
+  bool UsesCompletions() const { return io_ != nullptr; }
+
   // Error(): OK while the stream is open; once closed, why: kUnavailable "closed by
   // the peer (EOF)", kCancelled "closed by Close()", the socket's errno (ECONNRESET ->
   // kUnavailable, ...), kInternal after a callback threw, or the reason given to
@@ -284,6 +310,12 @@ class IOStream {
   void WriteAfterSend(absl::string_view data, ssize_t n);
   absl::Status WriteWithoutCallback(absl::string_view data);
   void FlushQueue();
+  // The completion path (io_ != nullptr).
+  void UpdateOps();
+  void OnRecv(int result, absl::string_view data);
+  void OnSend(int result);
+  void CancelOps();
+  void SendUnsentOnce();
 
   IOLoop* const loop_;
   const int fd_;
@@ -300,7 +332,10 @@ class IOStream {
   StackContext close_context_;
   absl::Status error_;
   Stats stats_;
-  Frame* frames_ = nullptr;  // Innermost dispatch in progress, if any.
+  Frame* frames_ = nullptr;         // Innermost dispatch in progress, if any.
+  CompletionIo* io_ = nullptr;      // Set: the completion path.
+  CompletionIo::OpId recv_op_ = 0;  // The receive in flight, if any.
+  CompletionIo::OpId send_op_ = 0;  // The send in flight (of write_queue_'s head).
   TimeoutHandle deferred_;
   EventMask interest_ = kNone;
   bool has_read_ = false;

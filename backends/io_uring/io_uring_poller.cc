@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,11 +14,16 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
+#include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "backends/completion_io.h"
 #include "backends/internal/backend_util.h"
 #include "base/errno_status.h"
 
@@ -46,6 +52,20 @@ constexpr uint32_t kUpdateBit = 0x80000000u;
 uint64_t UpdateData(int fd, uint32_t generation) {
   return (uint64_t{generation} << 32) | (static_cast<uint32_t>(fd) | kUpdateBit);
 }
+
+// A CompletionIo operation's user_data is (id << 32 | kOpMarker): no fd (nor fd with
+// kUpdateBit) has the low half all ones but the last bit, and the parking set's is -1.
+constexpr uint32_t kOpMarker = 0xfffffffeu;
+uint64_t OpData(uint32_t id) { return (uint64_t{id} << 32) | kOpMarker; }
+
+// The most iovecs one send takes from its Cord.
+constexpr int kMaxSendIovecs = 64;
+// The most io_uring_get_events() calls one Reap() makes for pending task work.
+constexpr int kMaxReapRounds = 1024;
+// Receive buffers kept for reuse.
+constexpr size_t kMaxFreeBuffers = 16;
+// How long ~IoUringPoller waits for the kernel to let go of cancelled operations.
+constexpr int64_t kCancelWaitNanos = 2'000'000'000;
 
 uint32_t NextGeneration() {
   static std::atomic<uint32_t> last{0};
@@ -271,7 +291,7 @@ const KernelSupport& Support() {
   return *support;
 }
 
-class IoUringPoller final : public Poller {
+class IoUringPoller final : public Poller, public CompletionIo {
  public:
   // `enabled`: the ring came from this thread's pool, enabled and owned by it.
   IoUringPoller(const KernelSupport& support, const io_uring& ring, bool enabled)
@@ -282,6 +302,9 @@ class IoUringPoller final : public Poller {
       // Remove every armed poll (each holds a reference to its file), then hand the
       // ring to this thread's pool if this thread owns it; close it otherwise.
       bool reusable = enabled_ && pthread_equal(owner_, pthread_self());
+      // Operations in the kernel point into buffers owned here: cancel them and wait
+      // for their final completions before freeing anything.
+      if (reusable && in_kernel_ops_ > 0) reusable = CancelAllOps();
       if (reusable) {
         for (size_t fd = 0; fd < slots_.size(); ++fd) {
           if (slots_[fd].in_kernel)
@@ -293,6 +316,82 @@ class IoUringPoller final : public Poller {
       if (!reusable) io_uring_queue_exit(&ring_);
     }
     if (parking_fd_ >= 0) close(parking_fd_);
+    // Callbacks of operations never run are destroyed here, buffers freed with them.
+    ops_.clear();
+    graveyard_.clear();
+  }
+
+  // --- CompletionIo ---------------------------------------------------------------
+
+  CompletionIo* completion_io() override { return this; }
+
+  OpId Recv(int fd, size_t max_bytes, RecvCallback done) override {
+    auto op = std::make_unique<Op>();
+    op->fd = fd;
+    op->size = max_bytes;
+    op->buffer = TakeBuffer(max_bytes);
+    op->recv_done = std::move(done);
+    return AddOp(std::move(op));
+  }
+
+  OpId Send(int fd, absl::Cord data, SendCallback done) override {
+    auto op = std::make_unique<Op>();
+    op->fd = fd;
+    op->is_send = true;
+    op->data = std::move(data);
+    op->send_done = std::move(done);
+    return AddOp(std::move(op));
+  }
+
+  bool Cancel(OpId id) override {
+    auto it = ops_.find(static_cast<uint32_t>(id));
+    if (it == ops_.end()) return false;
+    Op& op = *it->second;
+    if (op.state == OpState::kQueued) {  // Never reached the kernel.
+      ops_.erase(it);
+      return true;
+    }
+    if (op.state == OpState::kDone) {  // Finished, its callback not yet run.
+      ops_.erase(it);
+      return false;
+    }
+    if (op.cancelled) return false;
+    // In the kernel: the callback goes now, the buffers once the kernel lets go.
+    op.cancelled = true;
+    RecvCallback recv_done = std::move(op.recv_done);
+    SendCallback send_done = std::move(op.send_done);
+    if (ring_valid_ && enabled_ && pthread_equal(owner_, pthread_self())) {
+      if (io_uring_sqe* sqe = ControlSqe()) {
+        io_uring_prep_cancel64(sqe, OpData(op.id), 0);
+        NoCompletionOnSuccess(sqe);
+        // Submitted now, so that the operation drops its file reference before the
+        // caller close()s the fd.
+        io_uring_submit_and_get_events(&ring_);
+      }
+    }
+    return false;
+  }
+
+  size_t RunCompleted(Runner run) override {
+    size_t ran = 0;
+    for (size_t n = completed_.size(); n > 0 && !completed_.empty(); --n) {
+      const uint32_t id = completed_.front();
+      completed_.pop_front();
+      auto it = ops_.find(id);
+      if (it == ops_.end()) continue;  // Cancelled after it finished.
+      std::unique_ptr<Op> op = std::move(it->second);
+      ops_.erase(it);
+      ++ran;
+      if (op->is_send) {
+        run([&] { op->send_done(op->result); });
+      } else {
+        const absl::string_view data(op->buffer.get(),
+                                     op->result > 0 ? static_cast<size_t>(op->result) : 0);
+        run([&] { op->recv_done(op->result, data); });
+        GiveBuffer(std::move(op->buffer), op->size);
+      }
+    }
+    return ran;
   }
 
   absl::Status Register(int fd, EventMask events) override {
@@ -375,7 +474,7 @@ class IoUringPoller final : public Poller {
     int extra_rounds = 0;
     while (true) {
       int error = Flush();
-      bool block = !no_wait && ready.size() == before;
+      bool block = !no_wait && ready.size() == before && completed_.empty();
       int64_t left = -1;
       if (error == 0 && block && !forever) {
         left = deadline - MonotonicNanos();
@@ -416,7 +515,7 @@ class IoUringPoller final : public Poller {
         if (ready.size() == before) continue;
       }
       if (interrupted) return absl::OkStatus();
-      const bool reported = ready.size() > before;
+      const bool reported = ready.size() > before || !completed_.empty();
       if (!dirty_.empty()) {
         // Completions that only need re-arming (armed for a mask since changed): do it
         // now, so this Poll() reports what is ready for the current mask. Without
@@ -435,6 +534,148 @@ class IoUringPoller final : public Poller {
   absl::string_view Name() const override { return kName; }
 
  private:
+  enum class OpState : uint8_t { kQueued, kInKernel, kDone };
+  // Op is one CompletionIo operation, owned by ops_ from Recv()/Send() until its
+  // callback ran or it was cancelled and the kernel let go of it.
+  struct Op {
+    uint32_t id = 0;
+    int fd = -1;
+    bool is_send = false;
+    bool cancelled = false;  // Cancelled while in the kernel: waits for its completion.
+    OpState state = OpState::kQueued;
+    int result = 0;
+    size_t size = 0;                 // Recv: the buffer's size.
+    std::unique_ptr<char[]> buffer;  // Recv: where the kernel writes.
+    absl::Cord data;                 // Send: the bytes (iov points into it).
+    iovec iov[kMaxSendIovecs];
+    msghdr message{};
+    RecvCallback recv_done;
+    SendCallback send_done;
+  };
+
+  // Receive buffers are recycled (a stream asks for the same size again and again).
+  std::unique_ptr<char[]> TakeBuffer(size_t size) {
+    for (size_t i = free_buffers_.size(); i-- > 0;) {
+      if (free_buffers_[i].second != size) continue;
+      std::unique_ptr<char[]> buffer = std::move(free_buffers_[i].first);
+      free_buffers_[i] = std::move(free_buffers_.back());
+      free_buffers_.pop_back();
+      return buffer;
+    }
+    return std::unique_ptr<char[]>(new char[size]);  // Uninitialised: the kernel fills it.
+  }
+  void GiveBuffer(std::unique_ptr<char[]> buffer, size_t size) {
+    if (buffer != nullptr && free_buffers_.size() < kMaxFreeBuffers) {
+      free_buffers_.emplace_back(std::move(buffer), size);
+    }
+  }
+
+  OpId AddOp(std::unique_ptr<Op> op) {
+    uint32_t id;
+    do {
+      id = ++last_op_id_;
+    } while (id == 0 || ops_.contains(id));
+    op->id = id;
+    ops_.emplace(id, std::move(op));
+    queued_ops_.push_back(id);
+    return id;
+  }
+
+  // QueueOps() puts every queued operation in the submission queue. Returns 0 or an
+  // errno (the operations not queued stay for the next round).
+  int QueueOps() {
+    submit_error_ = 0;
+    size_t done = 0;
+    for (; done < queued_ops_.size(); ++done) {
+      auto it = ops_.find(queued_ops_[done]);
+      if (it == ops_.end() || it->second->state != OpState::kQueued) continue;  // Cancelled.
+      Op& op = *it->second;
+      io_uring_sqe* sqe = GetSqe();
+      if (sqe == nullptr) break;
+      if (op.is_send) {
+        int count = 0;
+        for (absl::string_view chunk : op.data.Chunks()) {
+          op.iov[count].iov_base = const_cast<char*>(chunk.data());
+          op.iov[count].iov_len = chunk.size();
+          if (++count == kMaxSendIovecs) break;
+        }
+        op.message = {};
+        op.message.msg_iov = op.iov;
+        op.message.msg_iovlen = static_cast<decltype(op.message.msg_iovlen)>(count);
+        io_uring_prep_sendmsg(sqe, op.fd, &op.message, MSG_NOSIGNAL);
+      } else {
+        io_uring_prep_recv(sqe, op.fd, op.buffer.get(), op.size, 0);
+      }
+      io_uring_sqe_set_data64(sqe, OpData(op.id));
+      op.state = OpState::kInKernel;
+      ++in_kernel_ops_;
+    }
+    queued_ops_.erase(queued_ops_.begin(), queued_ops_.begin() + static_cast<ptrdiff_t>(done));
+    return submit_error_;
+  }
+
+  // CompleteOp() takes an operation's completion.
+  void CompleteOp(uint32_t id, int res) {
+    auto it = ops_.find(id);
+    if (it == ops_.end() || it->second->state != OpState::kInKernel) return;  // Stale.
+    --in_kernel_ops_;
+    if (it->second->cancelled) {
+      ops_.erase(it);  // The kernel let go: free the buffers.
+      return;
+    }
+    it->second->state = OpState::kDone;
+    it->second->result = res;
+    completed_.push_back(id);
+  }
+
+  // AbandonOps() is for a ring about to be closed with operations in it: each one's
+  // caller gets -ECANCELED (and may try again on the new ring), while its buffers are
+  // kept until the poller goes, since the old ring's cancellation runs asynchronously.
+  void AbandonOps() {
+    for (auto& [id, op] : ops_) {
+      if (op->state != OpState::kInKernel) continue;
+      auto husk = std::make_unique<Op>();
+      std::swap(husk->buffer, op->buffer);
+      std::swap(husk->data, op->data);
+      graveyard_.push_back(std::move(husk));
+      if (op->cancelled) continue;  // Erased below.
+      op->state = OpState::kDone;
+      op->result = -ECANCELED;
+      op->size = 0;
+      completed_.push_back(id);
+    }
+    absl::erase_if(ops_, [](const auto& entry) { return entry.second->cancelled; });
+    in_kernel_ops_ = 0;
+  }
+
+  // CancelAllOps() cancels every operation in the kernel and waits (boundedly) for
+  // their final completions. False if some were not seen (the ring must then not be
+  // reused, and AbandonOps() keeps their buffers).
+  bool CancelAllOps() {
+    for (auto& [id, op] : ops_) {
+      if (op->state != OpState::kInKernel || op->cancelled) continue;
+      op->cancelled = true;
+      io_uring_sqe* sqe = ControlSqe();
+      if (sqe == nullptr) break;
+      io_uring_prep_cancel64(sqe, OpData(id), 0);
+      NoCompletionOnSuccess(sqe);
+    }
+    const int64_t deadline = MonotonicNanos() + kCancelWaitNanos;
+    std::vector<PollEvent> ignored;
+    while (in_kernel_ops_ > 0) {
+      const int64_t left = deadline - MonotonicNanos();
+      if (left <= 0) break;
+      __kernel_timespec ts{left / 1'000'000'000, left % 1'000'000'000};
+      io_uring_cqe* cqe = nullptr;
+      const int ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY && ret != -EAGAIN) break;
+      Reap(ignored);
+    }
+    if (in_kernel_ops_ == 0) return true;
+    AbandonOps();
+    return false;
+  }
+
   struct Slot {
     uint32_t generation = 0;  // 0: not registered.
     // The generation before the last poll update, whose outcome may be unknown: a
@@ -493,6 +734,7 @@ class IoUringPoller final : public Poller {
   // registration. Closing the old ring cancels its polls, so none of its completions
   // can arrive later.
   absl::Status Rebuild() {
+    AbandonOps();  // Their callers try again on the new ring.
     if (ring_valid_) io_uring_queue_exit(&ring_);
     ring_valid_ = false;
     enabled_ = false;
@@ -575,6 +817,9 @@ class IoUringPoller final : public Poller {
   // kernel state differs from what the user wants. Returns 0 or an errno.
   int Flush() {
     if (const int error = QueueRemovals(); error != 0) return error;
+    if (!queued_ops_.empty()) {
+      if (const int error = QueueOps(); error != 0) return error;
+    }
     size_t done = 0;
     for (; done < dirty_.size(); ++done) {
       const int fd = dirty_[done];
@@ -631,7 +876,7 @@ class IoUringPoller final : public Poller {
   // Reap() consumes every completion, including any the kernel holds in its overflow
   // list or in pending task work, and appends what is reportable to `ready`.
   void Reap(std::vector<PollEvent>& ready) {
-    while (true) {
+    for (int round = 0;; ++round) {
       unsigned head, seen = 0;
       io_uring_cqe* cqe;
       io_uring_for_each_cqe(&ring_, head, cqe) {
@@ -641,10 +886,15 @@ class IoUringPoller final : public Poller {
       io_uring_cq_advance(&ring_, seen);
       const unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
       if (!(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))) return;
+      // Bounded: what is left waits for the next Poll() (whose wait runs task work
+      // first), so a flag the kernel keeps raising never pins the loop here.
+      if (round == kMaxReapRounds) return;
       // Runs pending task work and moves the overflow into the ring.
       const int ret = io_uring_get_events(&ring_);
       if (ret == -EBADR) dropped_ = true;
-      if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) return;
+      // EINTR: task work for this thread (not the ring's) is pending; it runs on the
+      // way back to user space, so the next Poll() will find its effects.
+      if (ret < 0 && ret != -EAGAIN && ret != -EBUSY) return;
     }
   }
 
@@ -652,6 +902,10 @@ class IoUringPoller final : public Poller {
     // An update or removal that failed found its poll already completed (ENOENT,
     // EALREADY); that poll's own completion tells the story.
     if (data == kControlData) return;
+    if (static_cast<uint32_t>(data) == kOpMarker) {
+      CompleteOp(static_cast<uint32_t>(data >> 32), res);
+      return;
+    }
     if (data == parking_data_) {
       parking_in_kernel_ = false;
       HarvestParked(ready);
@@ -771,6 +1025,15 @@ class IoUringPoller final : public Poller {
   bool parking_in_kernel_ = false;
   bool parking_deferred_ = false;         // The parking set reported in this Poll().
   uint64_t parking_data_ = kControlData;  // user_data of the parking set's poll.
+
+  // CompletionIo state.
+  absl::flat_hash_map<uint32_t, std::unique_ptr<Op>> ops_;  // Every live operation.
+  std::vector<uint32_t> queued_ops_;                        // Ids to submit on the next Flush().
+  std::deque<uint32_t> completed_;                          // Ids finished, callbacks not yet run.
+  std::vector<std::unique_ptr<Op>> graveyard_;  // Buffers an abandoned ring may still use.
+  std::vector<std::pair<std::unique_ptr<char[]>, size_t>> free_buffers_;
+  size_t in_kernel_ops_ = 0;
+  uint32_t last_op_id_ = 0;
 };
 
 }  // namespace
