@@ -62,8 +62,9 @@ uint64_t OpData(uint32_t id) { return (uint64_t{id} << 32) | kOpMarker; }
 constexpr int kMaxSendIovecs = 64;
 // The most io_uring_get_events() calls one Reap() makes for pending task work.
 constexpr int kMaxReapRounds = 1024;
-// Receive buffers kept for reuse.
+// Receive buffers and operation records kept for reuse.
 constexpr size_t kMaxFreeBuffers = 16;
+constexpr size_t kMaxFreeOps = 256;
 // How long ~IoUringPoller waits for the kernel to let go of cancelled operations.
 constexpr int64_t kCancelWaitNanos = 2'000'000'000;
 
@@ -326,18 +327,14 @@ class IoUringPoller final : public Poller, public CompletionIo {
   CompletionIo* completion_io() override { return this; }
 
   OpId Recv(int fd, size_t max_bytes, RecvCallback done) override {
-    auto op = std::make_unique<Op>();
-    op->fd = fd;
-    op->size = max_bytes;
-    op->buffer = TakeBuffer(max_bytes);
+    std::unique_ptr<Op> op = NewOp(fd, /*is_send=*/false);
+    op->size = max_bytes;  // The buffer is taken when the receive is submitted.
     op->recv_done = std::move(done);
     return AddOp(std::move(op));
   }
 
   OpId Send(int fd, absl::Cord data, SendCallback done) override {
-    auto op = std::make_unique<Op>();
-    op->fd = fd;
-    op->is_send = true;
+    std::unique_ptr<Op> op = NewOp(fd, /*is_send=*/true);
     op->data = std::move(data);
     op->send_done = std::move(done);
     return AddOp(std::move(op));
@@ -348,10 +345,12 @@ class IoUringPoller final : public Poller, public CompletionIo {
     if (it == ops_.end()) return false;
     Op& op = *it->second;
     if (op.state == OpState::kQueued) {  // Never reached the kernel.
+      RecycleOp(std::move(it->second));
       ops_.erase(it);
       return true;
     }
     if (op.state == OpState::kDone) {  // Finished, its callback not yet run.
+      RecycleOp(std::move(it->second));
       ops_.erase(it);
       return false;
     }
@@ -388,8 +387,8 @@ class IoUringPoller final : public Poller, public CompletionIo {
         const absl::string_view data(op->buffer.get(),
                                      op->result > 0 ? static_cast<size_t>(op->result) : 0);
         run([&] { op->recv_done(op->result, data); });
-        GiveBuffer(std::move(op->buffer), op->size);
       }
+      RecycleOp(std::move(op));
     }
     return ran;
   }
@@ -570,6 +569,34 @@ class IoUringPoller final : public Poller, public CompletionIo {
     }
   }
 
+  // NewOp() returns a fresh operation record, recycled where one is spare (a stream
+  // makes one per receive and per send).
+  std::unique_ptr<Op> NewOp(int fd, bool is_send) {
+    std::unique_ptr<Op> op;
+    if (free_ops_.empty()) {
+      op = std::make_unique<Op>();
+    } else {
+      op = std::move(free_ops_.back());
+      free_ops_.pop_back();
+    }
+    op->fd = fd;
+    op->is_send = is_send;
+    op->cancelled = false;
+    op->state = OpState::kQueued;
+    op->result = 0;
+    op->size = 0;
+    return op;
+  }
+  // RecycleOp() ends an operation whose kernel part is over (or never began): its
+  // callbacks and bytes are released now, its receive buffer and record kept for reuse.
+  void RecycleOp(std::unique_ptr<Op> op) {
+    GiveBuffer(std::move(op->buffer), op->size);
+    op->recv_done = nullptr;
+    op->send_done = nullptr;
+    op->data.Clear();
+    if (free_ops_.size() < kMaxFreeOps) free_ops_.push_back(std::move(op));
+  }
+
   OpId AddOp(std::unique_ptr<Op> op) {
     uint32_t id;
     do {
@@ -604,6 +631,9 @@ class IoUringPoller final : public Poller, public CompletionIo {
         op.message.msg_iovlen = static_cast<decltype(op.message.msg_iovlen)>(count);
         io_uring_prep_sendmsg(sqe, op.fd, &op.message, MSG_NOSIGNAL);
       } else {
+        // Taken now rather than in Recv(): a stream re-arms its receive from the
+        // callback of the last one, whose buffer is free again only after it.
+        if (op.buffer == nullptr) op.buffer = TakeBuffer(op.size);
         io_uring_prep_recv(sqe, op.fd, op.buffer.get(), op.size, 0);
       }
       io_uring_sqe_set_data64(sqe, OpData(op.id));
@@ -620,7 +650,8 @@ class IoUringPoller final : public Poller, public CompletionIo {
     if (it == ops_.end() || it->second->state != OpState::kInKernel) return;  // Stale.
     --in_kernel_ops_;
     if (it->second->cancelled) {
-      ops_.erase(it);  // The kernel let go: free the buffers.
+      RecycleOp(std::move(it->second));  // The kernel let go of the buffers.
+      ops_.erase(it);
       return;
     }
     it->second->state = OpState::kDone;
@@ -1029,6 +1060,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   // CompletionIo state.
   absl::flat_hash_map<uint32_t, std::unique_ptr<Op>> ops_;  // Every live operation.
   std::vector<uint32_t> queued_ops_;                        // Ids to submit on the next Flush().
+  std::vector<std::unique_ptr<Op>> free_ops_;               // Spare records (NewOp()).
   std::deque<uint32_t> completed_;                          // Ids finished, callbacks not yet run.
   std::vector<std::unique_ptr<Op>> graveyard_;  // Buffers an abandoned ring may still use.
   std::vector<std::pair<std::unique_ptr<char[]>, size_t>> free_buffers_;
