@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "backends/default_poller.h"
 #include "base/check.h"
+#include "base/process_stats.h"
 #include "gtest/gtest.h"
 #include "testing/backends.h"
 #include "testing/fd_pairs.h"
@@ -368,14 +369,10 @@ TEST_P(PollerConformanceTest, ClosedBehindItsBackIsReportedAtMostOnceAndOthersSe
 }
 
 TEST_P(PollerConformanceTest, TenThousandRegisteredFds) {
-  rlimit limit;
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
-  limit.rlim_cur = limit.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &limit);
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const rlim_t limit = base::RaiseFdLimit();
   const int wanted = 10000;
-  if (limit.rlim_cur < static_cast<rlim_t>(wanted + 100)) {
-    GTEST_SKIP() << "RLIMIT_NOFILE " << limit.rlim_cur << " is below " << wanted + 100;
+  if (limit < static_cast<rlim_t>(wanted + 100)) {
+    GTEST_SKIP() << "RLIMIT_NOFILE " << limit << " is below " << wanted + 100;
   }
   std::vector<Pair> pairs(wanted / 2);
   for (Pair& p : pairs) MakeSocketPair(p);

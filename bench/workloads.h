@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/process_stats.h"
 #include "bench/adapters/adapter.h"
 
 namespace ioloop::bench {
@@ -33,27 +34,9 @@ namespace ioloop::bench {
   std::abort();
 }
 
-// RaiseFdLimit() lifts RLIMIT_NOFILE to its hard limit and returns the new soft one.
-inline rlim_t RaiseFdLimit() {
-  rlimit r;
-  getrlimit(RLIMIT_NOFILE, &r);
-  r.rlim_cur = r.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &r);
-  getrlimit(RLIMIT_NOFILE, &r);
-  return r.rlim_cur;
-}
-
-inline int64_t ThreadCpuNanos() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-inline long PeakRssKb() {
-  rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
+using base::PeakRssKb;
+using base::RaiseFdLimit;
+using base::ThreadCpuNanos;
 
 // --- W1: pipe chain (libevent's test/bench.c) ------------------------------------
 // N socketpairs; a readable pair's handler reads its 1-byte token and writes it to

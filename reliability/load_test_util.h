@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "base/process_stats.h"
+
 namespace ioloop::reliability {
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -29,24 +31,9 @@ inline constexpr int kSanitizerDivisor = 10;
 inline constexpr int kSanitizerDivisor = 1;
 #endif
 
-inline int64_t ProcessCpuNanos() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-inline long PeakRssKb() {
-  rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
-
-inline void RaiseFdLimit() {
-  rlimit r;
-  getrlimit(RLIMIT_NOFILE, &r);
-  r.rlim_cur = r.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &r);
-}
+using base::PeakRssKb;
+using base::ProcessCpuNanos;
+using base::RaiseFdLimit;
 
 inline std::set<int> OpenFds() {
   std::set<int> fds;
