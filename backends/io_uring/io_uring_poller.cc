@@ -62,8 +62,9 @@ uint64_t OpData(uint32_t id) { return (uint64_t{id} << 32) | kOpMarker; }
 constexpr int kMaxSendIovecs = 64;
 // The most io_uring_get_events() calls one Reap() makes for pending task work.
 constexpr int kMaxReapRounds = 1024;
-// Receive buffers and operation records kept for reuse.
-constexpr size_t kMaxFreeBuffers = 16;
+// Receive buffers and operation records kept for reuse: enough for every stream whose
+// receive completed in one batch to re-arm from the free list.
+constexpr size_t kMaxFreeBuffers = 256;
 constexpr size_t kMaxFreeOps = 256;
 // How long ~IoUringPoller waits for the kernel to let go of cancelled operations.
 constexpr int64_t kCancelWaitNanos = 2'000'000'000;
