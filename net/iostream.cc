@@ -540,6 +540,24 @@ void IOStream::ShutdownWrite() {
 
 // --- Events and completions ---------------------------------------------------------
 
+// InFrame() runs one dispatch step (an fd event, a deferred run, a finished receive
+// or send) in a Frame, so that callbacks may destroy the stream; if a callback throws,
+// the stream is closed as for any callback error and the exception goes on to the loop.
+// The catch costs nothing until something throws, unlike a check on every return.
+template <typename Body>
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void IOStream::InFrame(Body&& body) {
+  Frame frame(this);
+  try {
+    body(frame);
+  } catch (...) {
+    if (!frame.destroyed) {
+      frames_ = frame.outer;
+      OnCallbackThrew();
+    }
+    throw;
+  }
+}
+
 // OnEvents() handles readiness. Its hot path is the streaming read (ChunkFastPathReady())
 // on a read event: one read(2); if its bytes neither finish the read nor fill the
 // request, they go straight to on_chunk, and when the callback left nothing else to do
@@ -548,8 +566,7 @@ void IOStream::ShutdownWrite() {
 // HandleRead() + DrainCompletions() + Finish() for this case, without the calls; every
 // other outcome continues out of line, the same way.
 void IOStream::OnEvents(EventMask events) {
-  Frame frame(this);
-  try {
+  InFrame([&](Frame& frame) {
     if (ABSL_PREDICT_TRUE(events == kRead) && ChunkFastPathReady()) {
       const size_t want = std::min(options_.read_chunk_size, options_.max_buffer_size);
       const ssize_t n = read_buffer_.Read(fd_, want);
@@ -579,14 +596,7 @@ void IOStream::OnEvents(EventMask events) {
       return;
     }
     HandleEvents(frame, events);
-  } catch (...) {
-    // A callback threw: zero cost until then, unlike a check on every return.
-    if (!frame.destroyed) {
-      frames_ = frame.outer;
-      OnCallbackThrew();
-    }
-    throw;
-  }
+  });
 }
 
 // AfterRead() finishes the event after OnEvents()' read of `n` bytes (of `want`) went
@@ -842,17 +852,10 @@ void IOStream::ScheduleCompletions() {
 void IOStream::RunDeferred() {
   deferred_pending_ = false;
   deferred_ = TimeoutHandle();
-  Frame frame(this);
-  try {
+  InFrame([&](Frame& frame) {
     if (!DrainCompletions(frame)) return;
     Finish(frame);
-  } catch (...) {
-    if (!frame.destroyed) {
-      frames_ = frame.outer;
-      OnCallbackThrew();
-    }
-    throw;
-  }
+  });
 }
 
 void IOStream::OnCallbackThrew() {
@@ -892,8 +895,7 @@ void IOStream::UpdateOps() {
 // ChunkFastPathReady() (no copy), else into the read buffer; then completions run.
 void IOStream::OnRecv(int result, absl::string_view data) {
   recv_op_ = 0;
-  Frame frame(this);
-  try {
+  InFrame([&](Frame& frame) {
     bool changed = false;
     if (result > 0) {
       const size_t got = data.size();
@@ -916,21 +918,14 @@ void IOStream::OnRecv(int result, absl::string_view data) {
     }  // Otherwise abandoned by the backend: Finish() submits another.
     if (changed && !DrainCompletions(frame)) return;
     Finish(frame);
-  } catch (...) {
-    if (!frame.destroyed) {
-      frames_ = frame.outer;
-      OnCallbackThrew();
-    }
-    throw;
-  }
+  });
 }
 
 // OnSend() takes a finished send: drops what the kernel took from the queue, half-closes
 // once it drained after ShutdownWrite(), runs the write completions now due.
 void IOStream::OnSend(int result) {
   send_op_ = 0;
-  Frame frame(this);
-  try {
+  InFrame([&](Frame& frame) {
     if (result > 0) {
       const size_t n = static_cast<size_t>(result);
       write_queue_.RemovePrefix(n);
@@ -948,13 +943,7 @@ void IOStream::OnSend(int result) {
     }  // Otherwise nothing was sent: Finish() submits another.
     if (!DrainCompletions(frame)) return;
     Finish(frame);
-  } catch (...) {
-    if (!frame.destroyed) {
-      frames_ = frame.outer;
-      OnCallbackThrew();
-    }
-    throw;
-  }
+  });
 }
 
 // CancelOps() cancels what is in flight, before the fd is closed (the backend keeps

@@ -304,6 +304,8 @@ class IOStream {
   bool UpdateInterest();
   bool ChangeInterest(EventMask want);
   void OnCallbackThrew();
+  template <typename Body>
+  void InFrame(Body&& body);
   void Dispatch(EventMask events);
   size_t SendDirect(absl::string_view data);
   size_t SentBytes(ssize_t n);
