@@ -1,5 +1,6 @@
 #include "coro/coro.h"
 
+#include <memory>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -48,14 +49,12 @@ class Registry {
 
  private:
   struct Sentinel {
-    Registry* registry;
+    struct TearDown {
+      void operator()(Registry* r) const { r->Teardown(); }
+    };
     explicit Sentinel(Registry* r) : registry(r) {}
-    Sentinel(Sentinel&& other) noexcept : registry(std::exchange(other.registry, nullptr)) {}
-    Sentinel& operator=(Sentinel&&) = delete;
-    ~Sentinel() {
-      if (registry != nullptr) registry->Teardown();
-    }
-    void operator()() {}  // Never due: its deadline is "never".
+    void operator()() {}                           // Never due: its deadline is "never".
+    std::unique_ptr<Registry, TearDown> registry;  // Torn down with the Sentinel.
   };
 
   static Mutex mu_;
@@ -108,15 +107,12 @@ thread_local RootState* t_current_root = nullptr;
 
 // Starter: the callback that runs a root's first step; owns the root until then.
 struct Starter {
-  RootState* root;
+  struct DestroyFrame {
+    void operator()(RootState* r) const { r->frame.destroy(); }
+  };
   explicit Starter(RootState* r) : root(r) {}
-  Starter(Starter&& other) noexcept : root(std::exchange(other.root, nullptr)) {}
-  Starter& operator=(Starter&&) = delete;
-  ~Starter() {
-    if (root != nullptr) root->frame.destroy();
-  }
   void operator()() {
-    RootState* r = std::exchange(root, nullptr);
+    RootState* r = root.release();
     if (r->cancelled) {
       r->frame.destroy();
       return;
@@ -125,6 +121,7 @@ struct Starter {
     r->started = true;
     Resume(r, r->frame);
   }
+  std::unique_ptr<RootState, DestroyFrame> root;  // Destroyed unstarted if never run.
 };
 
 }  // namespace
