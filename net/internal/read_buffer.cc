@@ -88,11 +88,15 @@ void ReadBuffer::Reserve(size_t extra) {
     data_ = owned_.get();
     return;
   }
-  const size_t capacity = std::max({owned_capacity_ * 2, used + extra, size_t{64}});
-  std::unique_ptr<char[]> grown(new char[capacity]);
-  if (used > 0) std::memcpy(grown.get(), data_ + begin_, used);
+  MoveToNewStorage(std::max({owned_capacity_ * 2, used + extra, size_t{64}}));
+}
+
+void ReadBuffer::MoveToNewStorage(size_t capacity) {
+  const size_t used = size();
+  std::unique_ptr<char[]> storage(new char[capacity]);
+  if (used > 0) std::memcpy(storage.get(), data_ + begin_, used);
   copied_ += used;
-  owned_ = std::move(grown);
+  owned_ = std::move(storage);
   owned_capacity_ = capacity;
   data_ = owned_.get();
   begin_ = 0;
@@ -130,16 +134,7 @@ void ReadBuffer::SettleSlow() {
     return;
   }
   if (owned_capacity_ > kMinShrinkCapacity && owned_capacity_ > 4 * size()) {
-    const size_t used = size();
-    const size_t capacity = std::max(used * 2, size_t{64});
-    std::unique_ptr<char[]> shrunk(new char[capacity]);
-    std::memcpy(shrunk.get(), data_ + begin_, used);
-    copied_ += used;
-    owned_ = std::move(shrunk);
-    owned_capacity_ = capacity;
-    data_ = owned_.get();
-    begin_ = 0;
-    end_ = used;
+    MoveToNewStorage(std::max(size() * 2, size_t{64}));
   }
 }
 

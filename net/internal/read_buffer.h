@@ -102,6 +102,9 @@ class ReadBuffer {
   ssize_t ReadSlow(int fd, size_t want);
   void SettleSlow();
   void Reserve(size_t extra);
+  // MoveToNewStorage() moves the unread bytes to the front of new owned storage of
+  // `capacity` bytes (at least size()).
+  void MoveToNewStorage(size_t capacity);
   void Adopt();
   void ReleaseScratch();
 
