@@ -14,6 +14,7 @@
 #include "ioloop/io_loop.h"
 #include "testing/backends.h"
 #include "testing/fd_pairs.h"
+#include "testing/real_loop.h"
 
 namespace ioloop {
 namespace {
@@ -21,11 +22,9 @@ namespace {
 class RealLoopTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    auto poller = NewPoller(GetParam());
-    ASSERT_TRUE(poller.ok()) << poller.status();
-    IOLoop::Options options;
-    options.poller = *std::move(poller);
-    loop_ = std::make_unique<IOLoop>(std::move(options));
+    auto loop = testing::NewLoopOnBackend(GetParam());
+    ASSERT_TRUE(loop.ok()) << loop.status();
+    loop_ = *std::move(loop);
   }
 
   static void SocketPair(int fds[2]) { ASSERT_TRUE(testing::MakeSocketPair(fds).ok()); }
