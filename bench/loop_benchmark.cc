@@ -156,24 +156,21 @@ void W5_TcpEchoIOStream(benchmark::State& state) {
     return true;
   });
 }
+
+// W5Settings: every W5 server runs one real-time iteration of 1,000 ms of clients.
+void W5Settings(benchmark::internal::Benchmark* b) {
+  b->Arg(1000)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+}
+
 BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStreaming)
     ->Name("W5_TcpEcho/iostream")
-    ->Arg(1000)
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(1)
-    ->UseRealTime();
+    ->Apply(W5Settings);
 BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStrings)
     ->Name("W5_TcpEcho/iostream_strings")
-    ->Arg(1000)
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(1)
-    ->UseRealTime();
+    ->Apply(W5Settings);
 BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStreaming, true)
     ->Name("W5_TcpEcho/iostream_uring")
-    ->Arg(1000)
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(1)
-    ->UseRealTime();
+    ->Apply(W5Settings);
 
 #define IOLOOP_FOR_EACH_IMPL(BENCH, ...)                                                   \
   BENCHMARK_TEMPLATE(BENCH, IOLoopAdapter)->Name(#BENCH "/ioloop") __VA_ARGS__;            \
@@ -192,8 +189,7 @@ IOLOOP_FOR_EACH_IMPL(W2_Timers, ->Args({1000000, 0})
                                     ->Iterations(3));
 IOLOOP_FOR_EACH_IMPL(W3_CancelChurn, ->Arg(1000000)->Unit(benchmark::kMillisecond)->Iterations(3));
 IOLOOP_FOR_EACH_IMPL(W4_CrossThread, ->Arg(500000)->Unit(benchmark::kMillisecond)->Iterations(3));
-IOLOOP_FOR_EACH_IMPL(
-    W5_TcpEcho, ->Arg(1000)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime());
+IOLOOP_FOR_EACH_IMPL(W5_TcpEcho, ->Apply(W5Settings));
 
 }  // namespace
 }  // namespace ioloop::bench
