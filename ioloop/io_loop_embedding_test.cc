@@ -191,15 +191,7 @@ TEST_F(EmbeddingTest, OutsideTheLoopDelaysCountFromNow) {
 
 // --- On every real backend -----------------------------------------------------------------
 
-class RealEmbeddingTest : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    auto loop = testing::NewLoopOnBackend(GetParam());
-    ASSERT_TRUE(loop.ok()) << loop.status();
-    loop_ = *std::move(loop);
-  }
-  std::unique_ptr<IOLoop> loop_;
-};
+class RealEmbeddingTest : public testing::RealLoopFixture {};
 
 TEST_P(RealEmbeddingTest, RunOnceServesASocketFromAnotherLoop) {
   int fds[2];

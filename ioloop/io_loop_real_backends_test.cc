@@ -19,17 +19,9 @@
 namespace ioloop {
 namespace {
 
-class RealLoopTest : public ::testing::TestWithParam<std::string> {
+class RealLoopTest : public testing::RealLoopFixture {
  protected:
-  void SetUp() override {
-    auto loop = testing::NewLoopOnBackend(GetParam());
-    ASSERT_TRUE(loop.ok()) << loop.status();
-    loop_ = *std::move(loop);
-  }
-
   static void SocketPair(int fds[2]) { ASSERT_TRUE(testing::MakeSocketPair(fds).ok()); }
-
-  std::unique_ptr<IOLoop> loop_;
 };
 
 TEST_P(RealLoopTest, PingPongOverASocketPair) {

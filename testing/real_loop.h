@@ -1,15 +1,18 @@
-// NewLoopOnBackend(): an IOLoop on one named real poller backend, for fixtures
-// parameterised over RealBackends() (testing/backends.h). Test-only.
+// NewLoopOnBackend(): an IOLoop on one named real poller backend; RealLoopFixture: a
+// GoogleTest fixture parameterised by backend name that owns one, for suites
+// instantiated over RealBackends() (testing/backends.h). Test-only.
 
 #ifndef IOLOOP_TESTING_REAL_LOOP_H_
 #define IOLOOP_TESTING_REAL_LOOP_H_
 
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "backends/default_poller.h"
+#include "gtest/gtest.h"
 #include "ioloop/io_loop.h"
 
 namespace ioloop::testing {
@@ -24,6 +27,20 @@ inline absl::StatusOr<std::unique_ptr<IOLoop>> NewLoopOnBackend(absl::string_vie
   options.poller = *std::move(poller);
   return IOLoop::Create(std::move(options));
 }
+
+// RealLoopFixture: SetUp() builds loop_ on the backend named by GetParam() and fails
+// the test if that backend cannot; loop_ lives until the fixture is destroyed.
+// Derive a suite's fixture from it and instantiate the suite over RealBackends().
+class RealLoopFixture : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    auto loop = NewLoopOnBackend(GetParam());
+    ASSERT_TRUE(loop.ok()) << loop.status();
+    loop_ = *std::move(loop);
+  }
+
+  std::unique_ptr<IOLoop> loop_;
+};
 
 }  // namespace ioloop::testing
 
