@@ -34,8 +34,8 @@ inline absl::StatusOr<std::unique_ptr<IOLoop>> NewLoopOnBackend(absl::string_vie
 class RealLoopFixture : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    auto loop = NewLoopOnBackend(GetParam());
-    ASSERT_TRUE(loop.ok()) << loop.status();
+    absl::StatusOr<std::unique_ptr<IOLoop>> loop = NewLoopOnBackend(GetParam());
+    ASSERT_TRUE(loop.ok()) << "backend " << GetParam() << ": " << loop.status();
     loop_ = *std::move(loop);
   }
 
