@@ -96,25 +96,30 @@ void W4_CrossThread(benchmark::State& state) {
   }
 }
 
-template <class Loop>
-void W5_TcpEcho(benchmark::State& state) {
+// The W5 echo measurement shared by every server: per iteration, `with_server(serve)`
+// builds one echo server (with a port(), ServeUntilAllClosed() and messages()) and
+// calls serve(server) on it, returning true; or it reports a skip on `state` and
+// returns false, which ends the benchmark without counters.
+template <class WithServer>
+void RunW5TcpEcho(benchmark::State& state, WithServer with_server) {
   constexpr int kConnections = 50;
   const auto duration = std::chrono::milliseconds(state.range(0));
   uint64_t round_trips = 0;
   int64_t server_cpu_ns = 0;
   for (auto _ : state) {
-    Loop loop;
-    EchoServerWorkload<Loop> server(loop);
-    uint64_t client_round_trips = 0;
-    std::thread client(
-        [&] { client_round_trips = EchoClient(server.port(), kConnections, duration); });
-    const int64_t cpu0 = ThreadCpuNanos();
-    server.ServeUntilAllClosed(kConnections);
-    server_cpu_ns += ThreadCpuNanos() - cpu0;
-    client.join();
-    if (server.messages() < client_round_trips)
-      Fail("W5: the server echoed fewer messages than the client got");
-    round_trips += client_round_trips;
+    const bool served = with_server([&](auto& server) {
+      uint64_t client_round_trips = 0;
+      std::thread client(
+          [&] { client_round_trips = EchoClient(server.port(), kConnections, duration); });
+      const int64_t cpu0 = ThreadCpuNanos();
+      server.ServeUntilAllClosed(kConnections);
+      server_cpu_ns += ThreadCpuNanos() - cpu0;
+      client.join();
+      if (server.messages() < client_round_trips)
+        Fail("W5: the server echoed fewer messages than the client got");
+      round_trips += client_round_trips;
+    });
+    if (!served) return;
   }
   state.counters["round_trips_per_s"] =
       benchmark::Counter(static_cast<double>(round_trips), benchmark::Counter::kIsRate);
@@ -122,59 +127,50 @@ void W5_TcpEcho(benchmark::State& state) {
       static_cast<double>(server_cpu_ns) / static_cast<double>(round_trips);
 }
 
+template <class Loop>
+void W5_TcpEcho(benchmark::State& state) {
+  RunW5TcpEcho(state, [](auto serve) {
+    Loop loop;
+    EchoServerWorkload<Loop> server(loop);
+    serve(server);
+    return true;
+  });
+}
+
 // W5 with the server on TCPServer + IOStream (bench/iostream_echo.h), on the build's
 // default poller or (kIoUring) on io_uring, skipped where the kernel refuses it.
 template <IOStreamEchoServer::Style kStyle, bool kIoUring = false>
 void W5_TcpEchoIOStream(benchmark::State& state) {
-  constexpr int kConnections = 50;
-  const auto duration = std::chrono::milliseconds(state.range(0));
-  uint64_t round_trips = 0;
-  int64_t server_cpu_ns = 0;
-  for (auto _ : state) {
+  RunW5TcpEcho(state, [&state](auto serve) {
     IOLoop::Options options;
     if (kIoUring) {
       absl::StatusOr<std::unique_ptr<Poller>> poller = NewPoller("io_uring");
       if (!poller.ok()) {
         state.SkipWithError(poller.status().ToString().c_str());
-        return;
+        return false;
       }
       options.poller = *std::move(poller);
     }
     IOStreamEchoServer server(kStyle, std::move(options));
-    uint64_t client_round_trips = 0;
-    std::thread client(
-        [&] { client_round_trips = EchoClient(server.port(), kConnections, duration); });
-    const int64_t cpu0 = ThreadCpuNanos();
-    server.ServeUntilAllClosed(kConnections);
-    server_cpu_ns += ThreadCpuNanos() - cpu0;
-    client.join();
-    if (server.messages() < client_round_trips)
-      Fail("W5: the server echoed fewer messages than the client got");
-    round_trips += client_round_trips;
-  }
-  state.counters["round_trips_per_s"] =
-      benchmark::Counter(static_cast<double>(round_trips), benchmark::Counter::kIsRate);
-  state.counters["server_cpu_ns_per_rt"] =
-      static_cast<double>(server_cpu_ns) / static_cast<double>(round_trips);
+    serve(server);
+    return true;
+  });
 }
+
+// W5Settings: every W5 server runs one real-time iteration of 1,000 ms of clients.
+void W5Settings(benchmark::internal::Benchmark* b) {
+  b->Arg(1000)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+}
+
 BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStreaming)
     ->Name("W5_TcpEcho/iostream")
-    ->Arg(1000)
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(1)
-    ->UseRealTime();
+    ->Apply(W5Settings);
 BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStrings)
     ->Name("W5_TcpEcho/iostream_strings")
-    ->Arg(1000)
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(1)
-    ->UseRealTime();
+    ->Apply(W5Settings);
 BENCHMARK_TEMPLATE(W5_TcpEchoIOStream, IOStreamEchoServer::Style::kStreaming, true)
     ->Name("W5_TcpEcho/iostream_uring")
-    ->Arg(1000)
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(1)
-    ->UseRealTime();
+    ->Apply(W5Settings);
 
 #define IOLOOP_FOR_EACH_IMPL(BENCH, ...)                                                   \
   BENCHMARK_TEMPLATE(BENCH, IOLoopAdapter)->Name(#BENCH "/ioloop") __VA_ARGS__;            \
@@ -193,8 +189,7 @@ IOLOOP_FOR_EACH_IMPL(W2_Timers, ->Args({1000000, 0})
                                     ->Iterations(3));
 IOLOOP_FOR_EACH_IMPL(W3_CancelChurn, ->Arg(1000000)->Unit(benchmark::kMillisecond)->Iterations(3));
 IOLOOP_FOR_EACH_IMPL(W4_CrossThread, ->Arg(500000)->Unit(benchmark::kMillisecond)->Iterations(3));
-IOLOOP_FOR_EACH_IMPL(
-    W5_TcpEcho, ->Arg(1000)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime());
+IOLOOP_FOR_EACH_IMPL(W5_TcpEcho, ->Apply(W5Settings));
 
 }  // namespace
 }  // namespace ioloop::bench

@@ -65,6 +65,31 @@ long StatusKb(const char* key) {
 long VmRssKb() { return StatusKb("VmRSS:"); }
 long VmHwmKb() { return StatusKb("VmHWM:"); }
 
+// What one w5server run measured on the serving thread.
+struct W5Figures {
+  long rss_before_kb;
+  int64_t server_cpu_ns;
+  uint64_t allocations;
+};
+
+// ServeW5() prints the server's port for the client process (compare.sh reads it),
+// then serves `connections` connections until all close, measuring only the serving.
+template <class Server>
+W5Figures ServeW5(Server& server, long connections) {
+  W5Figures figures;
+  figures.rss_before_kb = VmRssKb();
+  std::printf("port=%d\n", server.port());
+  std::fflush(stdout);
+  const uint64_t allocations0 = base::AllocationsInProcess();
+  CALLGRIND_START_INSTRUMENTATION;
+  const int64_t cpu0 = ThreadCpuNanos();
+  server.ServeUntilAllClosed(static_cast<int>(connections));
+  figures.server_cpu_ns = ThreadCpuNanos() - cpu0;
+  CALLGRIND_STOP_INSTRUMENTATION;
+  figures.allocations = base::AllocationsInProcess() - allocations0;
+  return figures;
+}
+
 template <class Loop>
 int RunWorkload(const Args& a) {
   if (a.workload == "w1") {
@@ -105,22 +130,13 @@ int RunWorkload(const Args& a) {
   } else if (a.workload == "w5server") {
     Loop loop;
     EchoServerWorkload<Loop> server(loop);
-    const long rss_before_kb = VmRssKb();
-    std::printf("port=%d\n", server.port());
-    std::fflush(stdout);
-    const uint64_t allocations0 = base::AllocationsInProcess();
-    CALLGRIND_START_INSTRUMENTATION;
-    const int64_t cpu0 = ThreadCpuNanos();
-    server.ServeUntilAllClosed(static_cast<int>(a.n));
-    const int64_t cpu = ThreadCpuNanos() - cpu0;
-    CALLGRIND_STOP_INSTRUMENTATION;
+    const W5Figures figures = ServeW5(server, a.n);
     std::printf(
         "impl=%s workload=w5server connections=%ld ops=%llu server_cpu_ns=%lld allocations=%llu "
         "rss_before_kb=%ld peak_rss_kb=%ld\n",
         Loop::kName, a.n, static_cast<unsigned long long>(server.messages()),
-        static_cast<long long>(cpu),
-        static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0), rss_before_kb,
-        VmHwmKb());
+        static_cast<long long>(figures.server_cpu_ns),
+        static_cast<unsigned long long>(figures.allocations), figures.rss_before_kb, VmHwmKb());
   } else {
     std::fprintf(stderr, "measure: unknown workload %s\n", a.workload.c_str());
     return 2;
@@ -183,24 +199,17 @@ int Main(int argc, char** argv) {
                                   ? IOStreamEchoServer::Style::kStrings
                                   : IOStreamEchoServer::Style::kCoroutine,
                               std::move(loop_options));
-    const long rss_before_kb = VmRssKb();
-    std::printf("port=%d\n", server.port());
-    std::fflush(stdout);
-    const uint64_t allocations0 = base::AllocationsInProcess();
-    CALLGRIND_START_INSTRUMENTATION;
-    const int64_t cpu0 = ThreadCpuNanos();
-    server.ServeUntilAllClosed(static_cast<int>(a.n));
-    const int64_t cpu = ThreadCpuNanos() - cpu0;
-    CALLGRIND_STOP_INSTRUMENTATION;
+    const W5Figures figures = ServeW5(server, a.n);
     std::printf(
         "impl=%s poller=%s workload=w5server connections=%ld ops=%llu server_cpu_ns=%lld "
         "allocations=%llu bytes_copied=%llu bytes_echoed=%llu rss_before_kb=%ld "
         "peak_rss_kb=%ld\n",
         a.impl.c_str(), a.poller.empty() ? "default" : a.poller.c_str(), a.n,
-        static_cast<unsigned long long>(server.messages()), static_cast<long long>(cpu),
-        static_cast<unsigned long long>(base::AllocationsInProcess() - allocations0),
+        static_cast<unsigned long long>(server.messages()),
+        static_cast<long long>(figures.server_cpu_ns),
+        static_cast<unsigned long long>(figures.allocations),
         static_cast<unsigned long long>(server.bytes_copied()),
-        static_cast<unsigned long long>(server.bytes_echoed()), rss_before_kb, VmHwmKb());
+        static_cast<unsigned long long>(server.bytes_echoed()), figures.rss_before_kb, VmHwmKb());
     return 0;
   }
   if (a.impl == "ioloop") return RunWorkload<IOLoopAdapter>(a);

@@ -20,6 +20,20 @@ class WorkloadsTest : public ::testing::Test {};
 using Implementations = ::testing::Types<IOLoopAdapter, RawAdapter, LibeventAdapter, LibuvAdapter>;
 TYPED_TEST_SUITE(WorkloadsTest, Implementations);
 
+// Serves an EchoClient of `connections` connections, 100 ms long, on `server` until
+// they all close, and expects round trips, every one of them echoed by the server.
+template <class Server>
+void ExpectEchoRoundTrips(Server& server, int connections) {
+  uint64_t round_trips = 0;
+  std::thread client([&] {
+    round_trips = EchoClient(server.port(), connections, std::chrono::milliseconds(100));
+  });
+  server.ServeUntilAllClosed(connections);
+  client.join();
+  EXPECT_GT(round_trips, 0u);
+  EXPECT_GE(server.messages(), round_trips);
+}
+
 TYPED_TEST(WorkloadsTest, PipeChainKeepsEveryToken) {
   TypeParam loop;
   PipeChain<TypeParam> chain(loop, 200, 20);
@@ -65,25 +79,13 @@ TYPED_TEST(WorkloadsTest, CrossThreadCallbacksAllRun) {
 TYPED_TEST(WorkloadsTest, TcpEchoRoundTrips) {
   TypeParam loop;
   EchoServerWorkload<TypeParam> server(loop);
-  uint64_t round_trips = 0;
-  std::thread client(
-      [&] { round_trips = EchoClient(server.port(), 10, std::chrono::milliseconds(100)); });
-  server.ServeUntilAllClosed(10);
-  client.join();
-  EXPECT_GT(round_trips, 0u);
-  EXPECT_GE(server.messages(), round_trips);
+  ExpectEchoRoundTrips(server, 10);
 }
 
 TEST(IOStreamEchoTest, BothStylesRoundTrip) {
   for (auto style : {IOStreamEchoServer::Style::kStreaming, IOStreamEchoServer::Style::kStrings}) {
     IOStreamEchoServer server(style);
-    uint64_t round_trips = 0;
-    std::thread client(
-        [&] { round_trips = EchoClient(server.port(), 10, std::chrono::milliseconds(100)); });
-    server.ServeUntilAllClosed(10);
-    client.join();
-    EXPECT_GT(round_trips, 0u);
-    EXPECT_GE(server.messages(), round_trips);
+    ExpectEchoRoundTrips(server, 10);
     if (style == IOStreamEchoServer::Style::kStreaming) {
       EXPECT_LE(server.bytes_copied(), server.bytes_echoed());
     }
@@ -99,13 +101,7 @@ TEST(IOStreamEchoTest, RoundTripsOnIoUring) {
   IOLoop::Options options;
   options.poller = *std::move(poller);
   IOStreamEchoServer server(IOStreamEchoServer::Style::kStreaming, std::move(options));
-  uint64_t round_trips = 0;
-  std::thread client(
-      [&] { round_trips = EchoClient(server.port(), 200, std::chrono::milliseconds(100)); });
-  server.ServeUntilAllClosed(200);
-  client.join();
-  EXPECT_GT(round_trips, 0u);
-  EXPECT_GE(server.messages(), round_trips);
+  ExpectEchoRoundTrips(server, 200);
   EXPECT_LE(server.bytes_copied(), server.bytes_echoed());
 }
 

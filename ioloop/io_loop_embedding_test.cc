@@ -10,13 +10,13 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
-#include "backends/default_poller.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ioloop/io_loop.h"
 #include "testing/backends.h"
 #include "testing/fake_loop.h"
 #include "testing/fd_pairs.h"
+#include "testing/real_loop.h"
 
 namespace ioloop {
 namespace {
@@ -191,19 +191,7 @@ TEST_F(EmbeddingTest, OutsideTheLoopDelaysCountFromNow) {
 
 // --- On every real backend -----------------------------------------------------------------
 
-class RealEmbeddingTest : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    auto poller = NewPoller(GetParam());
-    ASSERT_TRUE(poller.ok()) << poller.status();
-    IOLoop::Options options;
-    options.poller = *std::move(poller);
-    auto loop = IOLoop::Create(std::move(options));
-    ASSERT_TRUE(loop.ok()) << loop.status();
-    loop_ = *std::move(loop);
-  }
-  std::unique_ptr<IOLoop> loop_;
-};
+class RealEmbeddingTest : public testing::RealLoopFixture {};
 
 TEST_P(RealEmbeddingTest, RunOnceServesASocketFromAnotherLoop) {
   int fds[2];

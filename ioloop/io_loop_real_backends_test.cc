@@ -14,23 +14,14 @@
 #include "ioloop/io_loop.h"
 #include "testing/backends.h"
 #include "testing/fd_pairs.h"
+#include "testing/real_loop.h"
 
 namespace ioloop {
 namespace {
 
-class RealLoopTest : public ::testing::TestWithParam<std::string> {
+class RealLoopTest : public testing::RealLoopFixture {
  protected:
-  void SetUp() override {
-    auto poller = NewPoller(GetParam());
-    ASSERT_TRUE(poller.ok()) << poller.status();
-    IOLoop::Options options;
-    options.poller = *std::move(poller);
-    loop_ = std::make_unique<IOLoop>(std::move(options));
-  }
-
   static void SocketPair(int fds[2]) { ASSERT_TRUE(testing::MakeSocketPair(fds).ok()); }
-
-  std::unique_ptr<IOLoop> loop_;
 };
 
 TEST_P(RealLoopTest, PingPongOverASocketPair) {

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "backends/default_poller.h"
 #include "examples/echo_server.h"
 #include "gtest/gtest.h"
@@ -53,6 +54,18 @@ ChildClient ForkClient(F client) {
   return {pid, p[0]};
 }
 
+// Watches `child`'s result_fd on `loop`: when the child is done, stores its byte (1 if
+// its client succeeded) in *ok, which must outlive the loop's run, and stops the loop.
+absl::Status StopWhenChildDone(IOLoop& loop, const ChildClient& child, char* ok) {
+  return loop.AddHandler(
+      child.result_fd,
+      [&loop, ok](int fd, EventMask) {
+        (void)!read(fd, ok, 1);
+        loop.Stop();
+      },
+      kRead);
+}
+
 // Ten thousand concurrent connections, each echoing 100 messages: every byte back.
 // The echo server is on TCPServer + IOStream, so this runs on the default poller and
 // on io_uring (reliability/stream_backends.h).
@@ -79,14 +92,7 @@ TEST_P(StreamLoadTest, TenThousandConnectionsEchoEveryByte) {
   });
   close(shared[1]);
   char ok = 0;
-  ASSERT_TRUE(loop.AddHandler(
-                      child.result_fd,
-                      [&](int fd, EventMask) {
-                        (void)!read(fd, &ok, 1);
-                        loop.Stop();
-                      },
-                      kRead)
-                  .ok());
+  ASSERT_TRUE(StopWhenChildDone(loop, child, &ok).ok());
   const int64_t cpu0 = ProcessCpuNanos();
   loop.AddTimeout(absl::Seconds(55), [&] { loop.Stop(); });
   loop.Start();
@@ -137,14 +143,7 @@ TEST(FaultTest, FdExhaustionDoesNotBusyLoopAndRecovers) {
   low.rlim_cur = static_cast<rlim_t>(*OpenFds().rbegin() + 50);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
   char ok = 0;
-  ASSERT_TRUE(loop.AddHandler(
-                      child.result_fd,
-                      [&](int fd, EventMask) {
-                        (void)!read(fd, &ok, 1);
-                        loop.Stop();
-                      },
-                      kRead)
-                  .ok());
+  ASSERT_TRUE(StopWhenChildDone(loop, child, &ok).ok());
   loop.AddTimeout(absl::Seconds(50), [&] { loop.Stop(); });
   const int64_t cpu0 = ProcessCpuNanos();
   const auto wall0 = std::chrono::steady_clock::now();

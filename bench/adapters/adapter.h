@@ -27,6 +27,14 @@ namespace ioloop::bench {
 
 using Fn = void (*)(void*);
 
+// BoundFn: a callback and its argument, as StartTimer() and Post() take them; Run()
+// calls fn(arg). The libevent and libuv adapters keep one per timer slot.
+struct BoundFn {
+  Fn fn;
+  void* arg;
+  void Run() const { fn(arg); }
+};
+
 // PostQueue: the mutex-guarded callback queue the libevent, libuv and raw adapters
 // use for Post() (ioloop has its own, AddCallback). Push() says whether the queue was
 // empty; RunAll() swaps it out and runs it on the loop thread.
@@ -42,7 +50,7 @@ class PostQueue {
       std::lock_guard<std::mutex> lock(mu_);
       running_.swap(posted_);
     }
-    for (const Entry& e : running_) e.fn(e.arg);
+    for (const BoundFn& e : running_) e.Run();
     running_.clear();
   }
   bool Empty() {
@@ -51,13 +59,9 @@ class PostQueue {
   }
 
  private:
-  struct Entry {
-    Fn fn;
-    void* arg;
-  };
   std::mutex mu_;
-  std::vector<Entry> posted_;
-  std::vector<Entry> running_;
+  std::vector<BoundFn> posted_;
+  std::vector<BoundFn> running_;
 };
 
 }  // namespace ioloop::bench

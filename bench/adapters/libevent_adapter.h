@@ -73,17 +73,12 @@ class LibeventAdapter {
   int64_t WakeupsSent() const { return -1; }
 
  private:
-  struct Slot {
-    Fn fn;
-    void* arg;
-  };
   template <class H>
   static void Readable(evutil_socket_t fd, short, void* h) {
     static_cast<H*>(h)->OnReadable(static_cast<int>(fd));
   }
   static void OnTimer(evutil_socket_t, short, void* slot) {
-    Slot* s = static_cast<Slot*>(slot);
-    s->fn(s->arg);
+    static_cast<const BoundFn*>(slot)->Run();
   }
   static void OnPosted(evutil_socket_t, short, void* self) {
     static_cast<LibeventAdapter*>(self)->posted_.RunAll();
@@ -93,7 +88,7 @@ class LibeventAdapter {
   event* post_event_;
   std::vector<event*> watchers_;
   std::vector<event> timers_;
-  std::vector<Slot> slots_;
+  std::vector<BoundFn> slots_;
   PostQueue posted_;
 };
 

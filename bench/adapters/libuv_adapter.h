@@ -83,20 +83,13 @@ class LibuvAdapter {
   int64_t WakeupsSent() const { return -1; }
 
  private:
-  struct Slot {
-    Fn fn;
-    void* arg;
-  };
   template <class H>
   static void Readable(uv_poll_t* p, int, int) {
     uv_os_fd_t fd;
     uv_fileno(reinterpret_cast<uv_handle_t*>(p), &fd);
     static_cast<H*>(p->data)->OnReadable(fd);
   }
-  static void OnTimer(uv_timer_t* t) {
-    Slot* s = static_cast<Slot*>(t->data);
-    s->fn(s->arg);
-  }
+  static void OnTimer(uv_timer_t* t) { static_cast<const BoundFn*>(t->data)->Run(); }
   static void OnAsync(uv_async_t* a) { static_cast<LibuvAdapter*>(a->data)->posted_.RunAll(); }
   static void FreePoll(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
 
@@ -105,7 +98,7 @@ class LibuvAdapter {
   bool stopped_ = false;
   std::vector<std::unique_ptr<uv_poll_t>> polls_;
   std::vector<uv_timer_t> timers_;
-  std::vector<Slot> slots_;
+  std::vector<BoundFn> slots_;
   PostQueue posted_;
 };
 
