@@ -871,18 +871,25 @@ void IOStream::OnCallbackThrew() {
 
 // --- The completion path -----------------------------------------------------------
 
-// UpdateOps() is UpdateInterest() for the completion path: a receive in the kernel
-// while the stream would watch for reads (the same back-pressure rule), a send while
-// bytes are queued. At most one of each is in flight.
+// UpdateOps() is UpdateInterest() for the completion path: one receive that stays
+// armed from the start until EOF, paused whenever the readiness path would not watch
+// for reads (the read buffer full, or no read pending and something buffered: the
+// same back-pressure), and a send while bytes are queued.
 void IOStream::UpdateOps() {
   if (loop_->completion_io() == nullptr) return;  // The loop closed: nothing more starts.
-  const size_t buffered = read_buffer_.size();
-  if (recv_op_ == 0 && !eof_ && buffered < options_.max_buffer_size &&
-      (has_read_ || buffered == 0)) {
-    const size_t want = std::min(options_.read_chunk_size, options_.max_buffer_size - buffered);
+  const size_t room = RecvRoom();
+  if (room > 0 && recv_op_ == 0 && !eof_) {
     recv_op_ =
-        io_->Recv(fd_, want, [this](int result, absl::string_view data) { OnRecv(result, data); });
+        io_->RecvMany(fd_, options_.read_chunk_size,
+                      [this](int result, absl::string_view data) { return OnRecv(result, data); });
     ++stats_.read_calls;
+  } else if (room > 0 && recv_paused_) {
+    recv_paused_ = false;
+    io_->Resume(recv_op_);
+    ++stats_.read_calls;
+  } else if (room == 0 && recv_op_ != 0 && !recv_paused_) {
+    recv_paused_ = true;
+    io_->Pause(recv_op_);
   }
   if (send_op_ == 0 && !write_queue_.empty()) {
     // The op shares the queue's chunks; bytes appended meanwhile go in the next send.
@@ -891,34 +898,49 @@ void IOStream::UpdateOps() {
   }
 }
 
-// OnRecv() takes a finished receive: the bytes go to a streaming read directly when
-// ChunkFastPathReady() (no copy), else into the read buffer; then completions run.
-void IOStream::OnRecv(int result, absl::string_view data) {
-  recv_op_ = 0;
+// RecvRoom() is how many bytes the stream takes from the socket now: as much as fits
+// while a read is pending; up to one chunk buffered while none is (to see the peer
+// close); none after EOF.
+size_t IOStream::RecvRoom() const {
+  const size_t buffered = read_buffer_.size();
+  const size_t bound = has_read_ ? options_.max_buffer_size
+                                 : std::min(options_.read_chunk_size, options_.max_buffer_size);
+  return eof_ || closed_ || buffered >= bound ? 0 : bound - buffered;
+}
+
+// OnRecv() takes bytes received: to a streaming read directly when
+// ChunkFastPathReady() (no copy), else into the read buffer, as much as fits (the rest
+// waits in the backend, which pauses the receive); then completions run. Returns how
+// many bytes it took. A result <= 0 ends the receive (EOF or an error).
+size_t IOStream::OnRecv(int result, absl::string_view data) {
+  size_t taken = data.size();
+  if (result <= 0) recv_op_ = 0;
   InFrame([&](Frame& frame) {
-    bool changed = false;
     if (result > 0) {
-      const size_t got = data.size();
-      stats_.bytes_read += got;
       ReadRequest& r = read_;
-      if (ChunkFastPathReady() && (r.kind == ReadKind::kUntilClose || r.limit > got)) {
-        if (r.kind == ReadKind::kBytes) r.limit -= got;
+      if (ChunkFastPathReady() && (r.kind == ReadKind::kUntilClose || r.limit > data.size())) {
+        stats_.bytes_read += taken;
+        if (r.kind == ReadKind::kBytes) r.limit -= taken;
         (*r.on_chunk)(data);
         if (frame.destroyed) return;
       } else {
-        read_buffer_.Append(data);
+        const size_t room = RecvRoom();
+        if (taken > room) {
+          taken = room;
+          recv_paused_ = true;
+        }
+        stats_.bytes_read += taken;
+        read_buffer_.Append(data.substr(0, taken));
       }
-      changed = true;
     } else if (result == 0) {
       eof_ = true;
-      changed = true;
-    } else if (result != -ECANCELED && result != -EAGAIN && result != -EINTR) {
+    } else {
       CloseNow(ErrnoStatus(-result, "IOStream: recv", fd_), /*clean=*/false);
-      changed = true;
-    }  // Otherwise abandoned by the backend: Finish() submits another.
-    if (changed && !DrainCompletions(frame)) return;
+    }
+    if (!DrainCompletions(frame)) return;
     Finish(frame);
   });
+  return taken;
 }
 
 // OnSend() takes a finished send: drops what the kernel took from the queue, half-closes
@@ -957,6 +979,7 @@ void IOStream::CancelOps() {
   }
   if (recv_op_ != 0) io->Cancel(recv_op_);
   recv_op_ = 0;
+  recv_paused_ = false;
   if (send_op_ != 0 && io->Cancel(send_op_)) SendUnsentOnce();
   send_op_ = 0;
 }

@@ -69,10 +69,12 @@
 // I/O paths. On a readiness backend (epoll, kqueue, poll, select) the stream watches its
 // fd and makes the read(2) and send(2) calls itself. On a loop whose poller performs
 // socket I/O (io_uring: IOLoop::completion_io() is not null) it instead keeps one
-// receive of at most read_chunk_size in the kernel while it wants data (none while
-// the read buffer is full, or while no read is pending and something is buffered:
-// the same back-pressure) and one send of the queued bytes while bytes are queued,
-// all submitted in the loop's one system call per iteration. Write() then never
+// multishot receive armed from construction to EOF, into buffers the loop's poller
+// shares among all streams, and one send of the queued bytes while bytes are queued,
+// all submitted in the loop's one system call per iteration. The receive takes only
+// what the readiness path would read and is paused whenever that path would stop
+// watching for reads (the read buffer full, or no read pending and something
+// buffered): the same back-pressure, with the rest left in the kernel. Write() then never
 // sends inside the call: the bytes are queued and sent with the next poll. Closing or
 // destroying the stream cancels what is in flight (a send that had not reached the
 // kernel yet is first tried once, non-blocking, as the readiness path's Write() would
@@ -144,7 +146,7 @@ class IOStream {
     // results, into the write queue. A streaming read whose chunk is written straight
     // back copies none.
     uint64_t bytes_copied = 0;
-    // read(2) system calls; on the completion path, receives submitted.
+    // read(2) system calls; on the completion path, receives armed or resumed.
     uint64_t read_calls = 0;
     // send(2)/sendmsg(2) system calls; on the completion path, sends submitted.
     uint64_t write_calls = 0;
@@ -314,7 +316,8 @@ class IOStream {
   void FlushQueue();
   // The completion path (io_ != nullptr).
   void UpdateOps();
-  void OnRecv(int result, absl::string_view data);
+  size_t RecvRoom() const;
+  size_t OnRecv(int result, absl::string_view data);
   void OnSend(int result);
   void CancelOps();
   void SendUnsentOnce();
@@ -336,7 +339,8 @@ class IOStream {
   Stats stats_;
   Frame* frames_ = nullptr;         // Innermost dispatch in progress, if any.
   CompletionIo* io_ = nullptr;      // Set: the completion path.
-  CompletionIo::OpId recv_op_ = 0;  // The receive in flight, if any.
+  CompletionIo::OpId recv_op_ = 0;  // The receive armed, if any.
+  bool recv_paused_ = false;        // recv_op_ is paused: the read buffer was full.
   CompletionIo::OpId send_op_ = 0;  // The send in flight (of write_queue_'s head).
   TimeoutHandle deferred_;
   EventMask interest_ = kNone;

@@ -4,12 +4,14 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -21,10 +23,11 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "backends/completion_io.h"
 #include "backends/internal/backend_util.h"
+#include "base/check.h"
 #include "base/errno_status.h"
 
 namespace ioloop {
@@ -62,10 +65,22 @@ uint64_t OpData(uint32_t id) { return (uint64_t{id} << 32) | kOpMarker; }
 constexpr int kMaxSendIovecs = 64;
 // The most io_uring_get_events() calls one Reap() makes for pending task work.
 constexpr int kMaxReapRounds = 1024;
-// Receive buffers and operation records kept for reuse: enough for every stream whose
-// receive completed in one batch to re-arm from the free list.
-constexpr size_t kMaxFreeBuffers = 256;
+// Operation records kept for reuse: enough for every send that completed in one batch.
 constexpr size_t kMaxFreeOps = 256;
+// The provided-buffer ring every multishot receive picks from: enough buffers for a
+// batch of 1,000 sockets each receiving a message. A socket whose receive finds the
+// ring empty (ENOBUFS) re-arms once the batch's buffers are back.
+constexpr unsigned kRecvBuffers = 1024;  // A power of two, at most 32768.
+constexpr size_t kRecvBufferSize = 2048;
+constexpr uint16_t kRecvBufferGroup = 0;
+// A multishot receive that got this many runs of bytes since it was armed is re-armed
+// when it drains the socket: the kernel caps the receives one arming makes in a row
+// and requeues the rest, and a requeued receive can miss an EOF that was already
+// pending when it drained the socket (it waits for a wake-up that came earlier). A
+// fresh receive sees that EOF at once.
+constexpr uint32_t kRearmAfterRuns = 16;
+// Bytes a paused receive keeps beyond which its spare capacity is given back.
+constexpr size_t kMaxKeptHeldCapacity = 64 * 1024;
 // How long ~IoUringPoller waits for the kernel to let go of cancelled operations.
 constexpr int64_t kCancelWaitNanos = 2'000'000'000;
 
@@ -150,6 +165,7 @@ struct KernelSupport {
   unsigned setup_flags = 0;        // Optional IORING_SETUP_* flags the kernel accepts.
   unsigned sqe_control_flags = 0;  // IOSQE_CQE_SKIP_SUCCESS where the kernel has it.
   bool updates_work = false;       // A poll update that makes the poll ready completes it.
+  bool buffer_rings = false;       // Provided-buffer rings and multishot receives (5.19+).
 };
 
 // The optional setup flags, best first; the first set the kernel accepts is used.
@@ -183,6 +199,68 @@ int CreateRingOffThread(io_uring& ring, unsigned flags, io_uring_params& params)
   std::thread([&] { ret = CreateRing(ring, flags, params); }).join();
   return ret;
 }
+
+// RecvBufferPool is a provided-buffer ring: `count` buffers of `size` bytes, from which
+// the kernel takes one for every run of bytes a multishot receive gets. The memory is
+// mapped, not touched: a buffer costs memory once the kernel first writes to it.
+class RecvBufferPool {
+ public:
+  static std::unique_ptr<RecvBufferPool> Create(unsigned count, size_t size) {
+    auto pool = std::unique_ptr<RecvBufferPool>(new RecvBufferPool(count, size));
+    if (pool->ring_ == nullptr || pool->base_ == nullptr) return nullptr;
+    return pool;
+  }
+  ~RecvBufferPool() {
+    if (ring_ != nullptr) munmap(ring_, RingBytes());
+    if (base_ != nullptr) munmap(base_, count_ * size_);
+  }
+  RecvBufferPool(const RecvBufferPool&) = delete;
+  RecvBufferPool& operator=(const RecvBufferPool&) = delete;
+
+  // Register() hands every buffer to `ring` under kRecvBufferGroup. Returns 0 or a
+  // negative errno.
+  int Register(io_uring& ring) {
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<uintptr_t>(ring_);
+    reg.ring_entries = count_;
+    reg.bgid = kRecvBufferGroup;
+    if (int ret = io_uring_register_buf_ring(&ring, &reg, 0); ret < 0) return ret;
+    io_uring_buf_ring_init(ring_);
+    for (unsigned bid = 0; bid < count_; ++bid) {
+      io_uring_buf_ring_add(ring_, Buffer(bid), static_cast<unsigned>(size_),
+                            static_cast<uint16_t>(bid), mask_, static_cast<int>(bid));
+    }
+    io_uring_buf_ring_advance(ring_, static_cast<int>(count_));
+    return 0;
+  }
+  // Give() returns buffer `bid`, which the kernel filled, to the ring.
+  void Give(uint16_t bid) {
+    io_uring_buf_ring_add(ring_, Buffer(bid), static_cast<unsigned>(size_), bid, mask_, 0);
+    io_uring_buf_ring_advance(ring_, 1);
+  }
+  absl::string_view Data(uint16_t bid, size_t length) const {
+    return absl::string_view(Buffer(bid), length);
+  }
+
+ private:
+  RecvBufferPool(unsigned count, size_t size)
+      : count_(count), size_(size), mask_(io_uring_buf_ring_mask(count)) {
+    void* ring =
+        mmap(nullptr, RingBytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* base =
+        mmap(nullptr, count_ * size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ring_ = ring == MAP_FAILED ? nullptr : static_cast<io_uring_buf_ring*>(ring);
+    base_ = base == MAP_FAILED ? nullptr : static_cast<char*>(base);
+  }
+  size_t RingBytes() const { return count_ * sizeof(io_uring_buf); }
+  char* Buffer(unsigned bid) const { return base_ + size_t{bid} * size_; }
+
+  const unsigned count_;
+  const size_t size_;
+  const int mask_;
+  io_uring_buf_ring* ring_ = nullptr;
+  char* base_ = nullptr;
+};
 
 // RingPool keeps up to two enabled rings per thread for reuse, for the same reason:
 // a loop destroyed and created again on one thread (tests, restarts) neither pays a
@@ -253,6 +331,50 @@ bool ProbeUpdates(io_uring& ring) {
   return update_ok && poll_ok;
 }
 
+// SetMultishotLimit() caps the bytes one arming of a multishot receive takes (the
+// kernel ends it with the buffer that reaches `limit`). liburing 2.3 predates the
+// field's name (optlen); it shares file_index's place in the entry.
+void SetMultishotLimit(io_uring_sqe* sqe, uint32_t limit) { sqe->file_index = limit; }
+
+// Whether multishot receives into a provided-buffer ring work, with a byte limit per
+// arming: 200 bytes waiting, buffers of 64, a limit of 64 must give one run of 64
+// that ends the arming, and leave the rest in the socket.
+bool ProbeMultishotRecv(io_uring& ring) {
+  auto pool = RecvBufferPool::Create(4, 64);
+  if (pool == nullptr || pool->Register(ring) != 0) return false;
+  int sv[2];
+  int runs = 0;
+  bool limited = false;
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0) {
+    const char bytes[200] = {};
+    if (write(sv[1], bytes, sizeof bytes) == static_cast<ssize_t>(sizeof bytes)) {
+      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring)) {
+        io_uring_prep_recv_multishot(sqe, sv[0], nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = kRecvBufferGroup;
+        SetMultishotLimit(sqe, 64);
+        io_uring_sqe_set_data64(sqe, 1);
+        io_uring_submit_and_get_events(&ring);
+        io_uring_get_events(&ring);
+      }
+    }
+    unsigned head, seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      if (cqe->user_data == 1) {
+        ++runs;
+        limited = cqe->res == 64 && !(cqe->flags & IORING_CQE_F_MORE) &&
+                  (cqe->flags & IORING_CQE_F_BUFFER);
+      }
+      ++seen;
+    }
+    io_uring_cq_advance(&ring, seen);
+    close(sv[1]);
+    close(sv[0]);
+  }
+  return io_uring_unregister_buf_ring(&ring, kRecvBufferGroup) == 0 && runs == 1 && limited;
+}
+
 KernelSupport Probe() {
   KernelSupport support;
   io_uring ring;
@@ -276,6 +398,7 @@ KernelSupport Probe() {
   } else {
     if (params.features & IORING_FEAT_CQE_SKIP) support.sqe_control_flags = IOSQE_CQE_SKIP_SUCCESS;
     support.updates_work = ProbeUpdates(ring);
+    support.buffer_rings = ProbeMultishotRecv(ring);
   }
   io_uring_queue_exit(&ring);
   return support;
@@ -296,8 +419,13 @@ const KernelSupport& Support() {
 class IoUringPoller final : public Poller, public CompletionIo {
  public:
   // `enabled`: the ring came from this thread's pool, enabled and owned by it.
-  IoUringPoller(const KernelSupport& support, const io_uring& ring, bool enabled)
-      : support_(support), ring_(ring), enabled_(enabled), owner_(pthread_self()) {}
+  IoUringPoller(const KernelSupport& support, const io_uring& ring, bool enabled,
+                unsigned recv_buffers)
+      : support_(support),
+        ring_(ring),
+        enabled_(enabled),
+        owner_(pthread_self()),
+        recv_buffers_(recv_buffers) {}
 
   ~IoUringPoller() override {
     if (ring_valid_) {
@@ -307,6 +435,10 @@ class IoUringPoller final : public Poller, public CompletionIo {
       // Operations in the kernel point into buffers owned here: cancel them and wait
       // for their final completions before freeing anything.
       if (reusable && in_kernel_ops_ > 0) reusable = CancelAllOps();
+      // The next owner of the ring registers buffers of its own.
+      if (reusable && pool_registered_ == ring_.ring_fd) {
+        reusable = io_uring_unregister_buf_ring(&ring_, kRecvBufferGroup) == 0;
+      }
       if (reusable) {
         for (size_t fd = 0; fd < slots_.size(); ++fd) {
           if (slots_[fd].in_kernel)
@@ -321,49 +453,66 @@ class IoUringPoller final : public Poller, public CompletionIo {
     // Callbacks of operations never run are destroyed here, buffers freed with them.
     ops_.clear();
     graveyard_.clear();
+    graveyard_pools_.clear();
+    pool_.reset();
   }
 
   // --- CompletionIo ---------------------------------------------------------------
 
-  CompletionIo* completion_io() override { return this; }
+  CompletionIo* completion_io() override { return support_.buffer_rings ? this : nullptr; }
 
-  OpId Recv(int fd, size_t max_bytes, RecvCallback done) override {
-    std::unique_ptr<Op> op = NewOp(fd, /*is_send=*/false);
-    op->size = max_bytes;  // The buffer is taken when the receive is submitted.
-    op->recv_done = std::move(done);
-    return AddOp(std::move(op));
+  OpId RecvMany(int fd, size_t max_bytes, RecvManyCallback done) override {
+    Op& op = NewOp(fd, /*is_send=*/false);
+    op.limit = static_cast<uint32_t>(std::clamp<size_t>(max_bytes, 1, UINT32_MAX));
+    op.recv_done = std::move(done);
+    QueueOp(op);
+    return op.id;
   }
 
   OpId Send(int fd, absl::Cord data, SendCallback done) override {
-    std::unique_ptr<Op> op = NewOp(fd, /*is_send=*/true);
-    op->data = std::move(data);
-    op->send_done = std::move(done);
-    return AddOp(std::move(op));
+    Op& op = NewOp(fd, /*is_send=*/true);
+    op.data = std::move(data);
+    op.send_done = std::move(done);
+    QueueOp(op);
+    return op.id;
+  }
+
+  void Pause(OpId id) override {
+    Op* op = FindOp(id);
+    if (op == nullptr || op->is_send || op->paused || op->ended || op->cancelled) return;
+    Pause(*op);
+  }
+
+  void Resume(OpId id) override {
+    Op* op = FindOp(id);
+    if (op == nullptr || op->is_send || op->cancelled) return;
+    op->resumed = true;  // Cancels the pause of a callback that takes less (Deliver()).
+    if (!op->paused) return;
+    op->paused = false;
+    if (op->HasWaiting() || op->ended) List(*op);
+    if (!op->in_kernel && !op->ended) QueueOp(*op);  // Else re-armed at its final completion.
   }
 
   bool Cancel(OpId id) override {
-    auto it = ops_.find(static_cast<uint32_t>(id));
-    if (it == ops_.end()) return false;
-    Op& op = *it->second;
-    if (op.state == OpState::kQueued) {  // Never reached the kernel.
-      RecycleOp(std::move(it->second));
-      ops_.erase(it);
-      return true;
+    Op* op = FindOp(id);
+    if (op == nullptr) return false;
+    if (!op->in_kernel) {
+      // Never reached the kernel, or its kernel part is over: nothing more can come.
+      const bool untouched = op->is_send && !op->finished;
+      EraseOp(*op);
+      return untouched;
     }
-    if (op.state == OpState::kDone) {  // Finished, its callback not yet run.
-      RecycleOp(std::move(it->second));
-      ops_.erase(it);
-      return false;
-    }
-    if (op.cancelled) return false;
+    if (op->cancelled) return false;
     // In the kernel: the callback goes now, the buffers once the kernel lets go.
-    op.cancelled = true;
-    RecvCallback recv_done = std::move(op.recv_done);
-    SendCallback send_done = std::move(op.send_done);
-    if (ring_valid_ && enabled_ && pthread_equal(owner_, pthread_self())) {
+    op->cancelled = true;
+    op->recv_done = nullptr;
+    op->send_done = nullptr;
+    DropReceived(*op);
+    if (!op->cancel_sent && ring_valid_ && enabled_ && pthread_equal(owner_, pthread_self())) {
       if (io_uring_sqe* sqe = ControlSqe()) {
-        io_uring_prep_cancel64(sqe, OpData(op.id), 0);
+        io_uring_prep_cancel64(sqe, OpData(op->id), 0);
         NoCompletionOnSuccess(sqe);
+        op->cancel_sent = true;
         // Submitted now, so that the operation drops its file reference before the
         // caller close()s the fd.
         io_uring_submit_and_get_events(&ring_);
@@ -375,22 +524,25 @@ class IoUringPoller final : public Poller, public CompletionIo {
   size_t RunCompleted(Runner run) override {
     size_t ran = 0;
     for (size_t n = completed_.size(); n > 0 && !completed_.empty(); --n) {
-      const uint32_t id = completed_.front();
+      const OpId id = completed_.front();
       completed_.pop_front();
-      auto it = ops_.find(id);
-      if (it == ops_.end()) continue;  // Cancelled after it finished.
-      std::unique_ptr<Op> op = std::move(it->second);
-      ops_.erase(it);
-      ++ran;
+      Op* op = FindOp(id);
+      if (op == nullptr) continue;  // Cancelled after it finished.
+      op->listed = false;
       if (op->is_send) {
-        run([&] { op->send_done(op->result); });
+        if (!op->finished) continue;
+        SendCallback done = std::move(op->send_done);
+        const int result = op->result;
+        EraseOp(*op);
+        run([&] { done(result); });
+        ++ran;
       } else {
-        const absl::string_view data(op->buffer.get(),
-                                     op->result > 0 ? static_cast<size_t>(op->result) : 0);
-        run([&] { op->recv_done(op->result, data); });
+        ran += Deliver(id, *op, run);
       }
-      RecycleOp(std::move(op));
     }
+    // Receives that found the buffer ring empty re-arm now that the batch's buffers
+    // are back.
+    RequeueStarved();
     return ran;
   }
 
@@ -472,7 +624,14 @@ class IoUringPoller final : public Poller, public CompletionIo {
     parking_deferred_ = false;
     int rebuilds = 0;
     int extra_rounds = 0;
+    bool requeued_starved = false;
     while (true) {
+      // Receives starved of buffers by an earlier round, once per Poll(): no batch
+      // holds any buffer now.
+      if (!starved_.empty() && completed_.empty() && !requeued_starved) {
+        RequeueStarved();
+        requeued_starved = true;
+      }
       int error = Flush();
       bool block = !no_wait && ready.size() == before && completed_.empty();
       int64_t left = -1;
@@ -534,79 +693,235 @@ class IoUringPoller final : public Poller, public CompletionIo {
   absl::string_view Name() const override { return kName; }
 
  private:
-  enum class OpState : uint8_t { kQueued, kInKernel, kDone };
-  // Op is one CompletionIo operation, owned by ops_ from Recv()/Send() until its
-  // callback ran or it was cancelled and the kernel let go of it.
+  // Op is one CompletionIo operation. It lives in ops_[slot] from RecvMany()/Send()
+  // until its callback ran for the last time or it was cancelled, and in both cases
+  // until the kernel let go of it; its record is then kept for the next operation.
   struct Op {
-    uint32_t id = 0;
+    struct Received {  // A run of bytes in a buffer of pool_.
+      uint16_t bid;
+      uint32_t length;
+    };
+    // Bytes waiting for the callback: `held` first (a pause's, copied out of the
+    // pool), then `received`.
+    bool HasWaiting() const { return held_offset < held.size() || !received.empty(); }
+
+    OpId id = 0;  // 0: the record is free.
     int fd = -1;
     bool is_send = false;
-    bool cancelled = false;  // Cancelled while in the kernel: waits for its completion.
-    OpState state = OpState::kQueued;
+    bool in_kernel = false;    // The kernel may still post completions for it.
+    bool queued = false;       // Listed in queued_ops_ (to submit).
+    bool listed = false;       // Listed in completed_ (to run).
+    bool cancelled = false;    // Cancelled while in the kernel: waits for its completion.
+    bool cancel_sent = false;  // A cancellation of its kernel part is submitted.
+    // Send.
+    bool finished = false;
     int result = 0;
-    size_t size = 0;                 // Recv: the buffer's size.
-    std::unique_ptr<char[]> buffer;  // Recv: where the kernel writes.
-    absl::Cord data;                 // Send: the bytes (iov points into it).
-    iovec iov[kMaxSendIovecs];
+    absl::Cord data;  // The bytes (iov points into it).
+    absl::InlinedVector<iovec, 4> iov;
     msghdr message{};
-    RecvCallback recv_done;
     SendCallback send_done;
+    // RecvMany.
+    bool paused = false;
+    bool resumed = false;  // Resume() was called during its callback.
+    uint32_t runs = 0;     // Runs of bytes since it was armed.
+    uint32_t limit = 0;    // Bytes per arming.
+    bool ended = false;    // The receive is over: end_result is for the callback.
+    int end_result = 0;
+    std::vector<Received> received;
+    std::string held;
+    size_t held_offset = 0;
+    RecvManyCallback recv_done;
   };
 
-  // Receive buffers are recycled (a stream asks for the same size again and again).
-  std::unique_ptr<char[]> TakeBuffer(size_t size) {
-    for (size_t i = free_buffers_.size(); i-- > 0;) {
-      if (free_buffers_[i].second != size) continue;
-      std::unique_ptr<char[]> buffer = std::move(free_buffers_[i].first);
-      free_buffers_[i] = std::move(free_buffers_.back());
-      free_buffers_.pop_back();
-      return buffer;
-    }
-    return std::unique_ptr<char[]>(new char[size]);  // Uninitialised: the kernel fills it.
+  // Op ids: the record's slot in the low kSlotBits, a sequence number above. The low 32
+  // bits go in user_data (OpData()), enough to tell an operation from the slot's
+  // earlier ones, since a slot is reused only once the kernel let go of it.
+  static constexpr int kSlotBits = 20;
+  static constexpr OpId kSlotMask = (OpId{1} << kSlotBits) - 1;
+
+  Op* FindOp(OpId id) {
+    const OpId slot = id & kSlotMask;
+    if (id == 0 || slot >= ops_.size()) return nullptr;
+    Op* op = ops_[slot].get();
+    return op != nullptr && op->id == id ? op : nullptr;
   }
-  void GiveBuffer(std::unique_ptr<char[]> buffer, size_t size) {
-    if (buffer != nullptr && free_buffers_.size() < kMaxFreeBuffers) {
-      free_buffers_.emplace_back(std::move(buffer), size);
-    }
+  Op* FindOpByData(uint32_t key) {
+    const OpId slot = key & kSlotMask;
+    if (slot >= ops_.size()) return nullptr;
+    Op* op = ops_[slot].get();
+    return op != nullptr && op->id != 0 && static_cast<uint32_t>(op->id) == key ? op : nullptr;
   }
 
-  // NewOp() returns a fresh operation record, recycled where one is spare (a stream
-  // makes one per receive and per send).
-  std::unique_ptr<Op> NewOp(int fd, bool is_send) {
-    std::unique_ptr<Op> op;
-    if (free_ops_.empty()) {
-      op = std::make_unique<Op>();
+  Op& NewOp(int fd, bool is_send) {
+    uint32_t slot;
+    if (!free_slots_.empty()) {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
     } else {
-      op = std::move(free_ops_.back());
-      free_ops_.pop_back();
+      slot = static_cast<uint32_t>(ops_.size());
+      IOLOOP_CHECK(slot <= kSlotMask, "io_uring: over a million socket operations at once");
+      ops_.emplace_back();
     }
-    op->fd = fd;
-    op->is_send = is_send;
-    op->cancelled = false;
-    op->state = OpState::kQueued;
-    op->result = 0;
-    op->size = 0;
+    if (ops_[slot] == nullptr) ops_[slot] = std::make_unique<Op>();
+    Op& op = *ops_[slot];
+    if (++op_sequence_ == 0) ++op_sequence_;
+    op.id = (op_sequence_ << kSlotBits) | slot;
+    op.fd = fd;
+    op.is_send = is_send;
     return op;
   }
-  // RecycleOp() ends an operation whose kernel part is over (or never began): its
-  // callbacks and bytes are released now, its receive buffer and record kept for reuse.
-  void RecycleOp(std::unique_ptr<Op> op) {
-    GiveBuffer(std::move(op->buffer), op->size);
-    op->recv_done = nullptr;
-    op->send_done = nullptr;
-    op->data.Clear();
-    if (free_ops_.size() < kMaxFreeOps) free_ops_.push_back(std::move(op));
+
+  // EraseOp() ends an operation whose kernel part is over (or never began): its
+  // callbacks, bytes and buffers are released now, its record kept for reuse.
+  void EraseOp(Op& op) {
+    IOLOOP_DCHECK(!op.in_kernel, "io_uring: an operation erased while in the kernel");
+    DropReceived(op);
+    const uint32_t slot = static_cast<uint32_t>(op.id & kSlotMask);
+    op.id = 0;
+    op.fd = -1;
+    op.queued = op.listed = op.cancelled = op.cancel_sent = false;
+    op.finished = op.paused = op.resumed = op.ended = false;
+    op.runs = 0;
+    op.result = op.end_result = 0;
+    op.data.Clear();
+    op.iov.clear();
+    op.send_done = nullptr;
+    op.recv_done = nullptr;
+    free_slots_.push_back(slot);
+    if (free_slots_.size() > kMaxFreeOps) ops_[slot] = nullptr;
   }
 
-  OpId AddOp(std::unique_ptr<Op> op) {
-    uint32_t id;
-    do {
-      id = ++last_op_id_;
-    } while (id == 0 || ops_.contains(id));
-    op->id = id;
-    ops_.emplace(id, std::move(op));
-    queued_ops_.push_back(id);
-    return id;
+  // DropReceived() gives back what a receive holds that its callback will not get.
+  void DropReceived(Op& op) {
+    for (const Op::Received& r : op.received) pool_->Give(r.bid);
+    op.received.clear();
+    op.held.clear();
+    op.held_offset = 0;
+    if (op.held.capacity() > kMaxKeptHeldCapacity) op.held.shrink_to_fit();
+  }
+
+  void QueueOp(Op& op) {
+    if (op.queued) return;
+    op.queued = true;
+    queued_ops_.push_back(op.id);
+  }
+
+  // List() puts `op` in completed_, for RunCompleted().
+  void List(Op& op) {
+    if (op.listed) return;
+    op.listed = true;
+    completed_.push_back(op.id);
+  }
+
+  // Pause() stops a receive whose callback took less than it was given. What it
+  // received and has not delivered is copied out, so that its buffers come back.
+  void Pause(Op& op) {
+    op.paused = true;
+    for (const Op::Received& r : op.received) {
+      Hold(op, pool_->Data(r.bid, r.length));
+      pool_->Give(r.bid);
+    }
+    op.received.clear();
+    CancelInKernel(op);
+  }
+
+  // CancelInKernel() asks the kernel to end `op`, with the next Poll()'s submission.
+  void CancelInKernel(Op& op) {
+    if (!op.in_kernel || op.cancel_sent) return;
+    if (io_uring_sqe* sqe = ControlSqe()) {
+      io_uring_prep_cancel64(sqe, OpData(static_cast<uint32_t>(op.id)), 0);
+      NoCompletionOnSuccess(sqe);
+      op.cancel_sent = true;
+    }
+  }
+
+  // Hold() copies what a paused receive was given but did not take, and what arrives
+  // before the kernel stops, out of the pool, so that pool buffers always come back.
+  void Hold(Op& op, absl::string_view bytes) {
+    if (op.held_offset == op.held.size()) {
+      op.held.clear();
+      op.held_offset = 0;
+    }
+    op.held.append(bytes.data(), bytes.size());
+  }
+
+  // Deliver() hands a receive's waiting bytes, then its end, to its callback, and
+  // returns how many calls it made. The callback may cancel the operation, start
+  // others, or pause or resume this one. The bytes are delivered from scratch lists
+  // the callback cannot reach, so whatever it does leaves them valid for its call.
+  size_t Deliver(OpId id, Op& op, Runner run) {
+    if (op.paused) return 0;  // Pause() kept its bytes; Resume() lists it again.
+    RecvManyCallback done = std::move(op.recv_done);
+    bool alive = true;
+    size_t calls = 0;
+    // Offer() hands `bytes` to the callback until it took them all, or the operation
+    // paused or went; returns what is left. Taking less pauses, unless the callback
+    // resumed the operation meanwhile (it made room): then the rest is offered at once.
+    auto offer = [&](absl::string_view bytes) -> absl::string_view {
+      while (!bytes.empty()) {
+        op.resumed = false;
+        size_t taken = 0;
+        run([&] { taken = done(static_cast<int>(bytes.size()), bytes); });
+        ++calls;
+        const Op* now = FindOp(id);
+        alive = now != nullptr && !now->cancelled;
+        if (!alive) return absl::string_view();
+        bytes.remove_prefix(std::min(taken, bytes.size()));
+        if (op.paused) break;
+        if (!bytes.empty() && !op.resumed) {
+          Pause(op);
+          break;
+        }
+      }
+      return bytes;
+    };
+    if (op.held_offset < op.held.size()) {
+      delivering_held_.swap(op.held);
+      const size_t offset = std::exchange(op.held_offset, 0);
+      op.held.clear();
+      const absl::string_view rest = offer(absl::string_view(delivering_held_).substr(offset));
+      if (alive && !rest.empty()) {
+        // Paused: the rest goes back in front of what Pause() copied out meanwhile.
+        std::string kept(rest);
+        kept.append(op.held, op.held_offset, std::string::npos);
+        op.held = std::move(kept);
+        op.held_offset = 0;
+      }
+      delivering_held_.clear();
+      if (delivering_held_.capacity() > kMaxKeptHeldCapacity) delivering_held_.shrink_to_fit();
+    }
+    if (alive && !op.received.empty()) {
+      delivering_.swap(op.received);
+      for (const Op::Received& r : delivering_) {
+        const absl::string_view bytes = pool_->Data(r.bid, r.length);
+        if (alive && op.paused) {
+          Hold(op, bytes);
+        } else if (alive) {
+          const absl::string_view rest = offer(bytes);
+          if (alive && !rest.empty()) Hold(op, rest);
+        }
+        pool_->Give(r.bid);
+      }
+      delivering_.clear();
+    }
+    if (alive && !op.paused && op.ended && !op.HasWaiting()) {
+      run([&] { done(op.end_result, absl::string_view()); });
+      ++calls;
+      if (Op* now = FindOp(id); now != nullptr && !now->in_kernel) EraseOp(*now);
+      return calls;
+    }
+    if (alive) op.recv_done = std::move(done);
+    return calls;
+  }
+
+  void RequeueStarved() {
+    for (OpId id : starved_) {
+      Op* op = FindOp(id);
+      if (op != nullptr && !op->in_kernel && !op->paused && !op->ended && !op->cancelled) {
+        QueueOp(*op);
+      }
+    }
+    starved_.clear();
   }
 
   // QueueOps() puts every queued operation in the submission queue. Returns 0 or an
@@ -615,82 +930,156 @@ class IoUringPoller final : public Poller, public CompletionIo {
     submit_error_ = 0;
     size_t done = 0;
     for (; done < queued_ops_.size(); ++done) {
-      auto it = ops_.find(queued_ops_[done]);
-      if (it == ops_.end() || it->second->state != OpState::kQueued) continue;  // Cancelled.
-      Op& op = *it->second;
+      Op* found = FindOp(queued_ops_[done]);
+      if (found == nullptr || !found->queued) continue;  // Cancelled.
+      Op& op = *found;
+      if (op.paused) {  // Paused since it was queued: Resume() queues it again.
+        op.queued = false;
+        continue;
+      }
+      if (!op.is_send && pool_registered_ != ring_.ring_fd) {
+        if (const int error = RegisterPool(); error != 0) {
+          // No buffers for any receive: each one ends with the reason.
+          op.queued = false;
+          op.ended = true;
+          op.end_result = -error;
+          List(op);
+          continue;
+        }
+      }
       io_uring_sqe* sqe = GetSqe();
       if (sqe == nullptr) break;
       if (op.is_send) {
-        int count = 0;
+        op.iov.clear();
         for (absl::string_view chunk : op.data.Chunks()) {
-          op.iov[count].iov_base = const_cast<char*>(chunk.data());
-          op.iov[count].iov_len = chunk.size();
-          if (++count == kMaxSendIovecs) break;
+          op.iov.push_back({const_cast<char*>(chunk.data()), chunk.size()});
+          if (op.iov.size() == kMaxSendIovecs) break;
         }
         op.message = {};
-        op.message.msg_iov = op.iov;
-        op.message.msg_iovlen = static_cast<decltype(op.message.msg_iovlen)>(count);
+        op.message.msg_iov = op.iov.data();
+        op.message.msg_iovlen = static_cast<decltype(op.message.msg_iovlen)>(op.iov.size());
         io_uring_prep_sendmsg(sqe, op.fd, &op.message, MSG_NOSIGNAL);
       } else {
-        // Taken now rather than in Recv(): a stream re-arms its receive from the
-        // callback of the last one, whose buffer is free again only after it.
-        if (op.buffer == nullptr) op.buffer = TakeBuffer(op.size);
-        io_uring_prep_recv(sqe, op.fd, op.buffer.get(), op.size, 0);
+        io_uring_prep_recv_multishot(sqe, op.fd, nullptr, 0, 0);
+        SetMultishotLimit(sqe, op.limit);
+        op.runs = 0;
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = kRecvBufferGroup;
       }
-      io_uring_sqe_set_data64(sqe, OpData(op.id));
-      op.state = OpState::kInKernel;
+      io_uring_sqe_set_data64(sqe, OpData(static_cast<uint32_t>(op.id)));
+      op.queued = false;
+      op.in_kernel = true;
       ++in_kernel_ops_;
     }
     queued_ops_.erase(queued_ops_.begin(), queued_ops_.begin() + static_cast<ptrdiff_t>(done));
     return submit_error_;
   }
 
-  // CompleteOp() takes an operation's completion.
-  void CompleteOp(uint32_t id, int res) {
-    auto it = ops_.find(id);
-    if (it == ops_.end() || it->second->state != OpState::kInKernel) return;  // Stale.
-    --in_kernel_ops_;
-    if (it->second->cancelled) {
-      RecycleOp(std::move(it->second));  // The kernel let go of the buffers.
-      ops_.erase(it);
-      return;
-    }
-    it->second->state = OpState::kDone;
-    it->second->result = res;
-    completed_.push_back(id);
+  // RegisterPool() gives the ring its provided buffers (a new set after a rebuild: the
+  // old ring may still write to the old one). Returns 0 or an errno.
+  int RegisterPool() {
+    if (pool_ != nullptr && pool_registered_ != -1) graveyard_pools_.push_back(std::move(pool_));
+    if (pool_ == nullptr) pool_ = RecvBufferPool::Create(recv_buffers_, kRecvBufferSize);
+    if (pool_ == nullptr) return ENOMEM;
+    if (const int ret = pool_->Register(ring_); ret < 0) return -ret;
+    pool_registered_ = ring_.ring_fd;
+    return 0;
   }
 
-  // AbandonOps() is for a ring about to be closed with operations in it: each one's
-  // caller gets -ECANCELED (and may try again on the new ring), while its buffers are
-  // kept until the poller goes, since the old ring's cancellation runs asynchronously.
-  void AbandonOps() {
-    for (auto& [id, op] : ops_) {
-      if (op->state != OpState::kInKernel) continue;
-      auto husk = std::make_unique<Op>();
-      std::swap(husk->buffer, op->buffer);
-      std::swap(husk->data, op->data);
-      graveyard_.push_back(std::move(husk));
-      if (op->cancelled) continue;  // Erased below.
-      op->state = OpState::kDone;
-      op->result = -ECANCELED;
-      op->size = 0;
-      completed_.push_back(id);
+  // CompleteOp() takes one of an operation's completions.
+  void CompleteOp(uint32_t key, int res, unsigned flags) {
+    Op* found = FindOpByData(key);
+    if (found == nullptr || !found->in_kernel) return;  // Stale.
+    Op& op = *found;
+    const bool last = !(flags & IORING_CQE_F_MORE);
+    if (flags & IORING_CQE_F_BUFFER) {
+      const uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+      if (res <= 0 || op.cancelled) {
+        pool_->Give(bid);
+      } else if (op.paused) {
+        Hold(op, pool_->Data(bid, static_cast<size_t>(res)));
+        pool_->Give(bid);
+      } else {
+        op.received.push_back({bid, static_cast<uint32_t>(res)});
+      }
+      if (!last && ++op.runs >= kRearmAfterRuns && !(flags & IORING_CQE_F_SOCK_NONEMPTY)) {
+        CancelInKernel(op);  // Re-armed at its final completion (kRearmAfterRuns).
+      }
     }
-    absl::erase_if(ops_, [](const auto& entry) { return entry.second->cancelled; });
+    if (last) {
+      op.in_kernel = false;
+      op.cancel_sent = false;
+      --in_kernel_ops_;
+      if (op.cancelled) {
+        EraseOp(op);  // The kernel let go of the buffers.
+        return;
+      }
+      if (op.is_send) {
+        op.finished = true;
+        op.result = res;
+      } else if (res == 0 || (res < 0 && res != -ECANCELED && res != -ENOBUFS && res != -EINTR &&
+                              res != -EAGAIN)) {
+        op.ended = true;  // EOF or an error: after the bytes before it.
+        op.end_result = res;
+      } else if (res == -ENOBUFS) {
+        starved_.push_back(op.id);
+      } else if (!op.paused) {
+        QueueOp(op);  // Stopped by a pause since resumed, or by the kernel: go on.
+      }
+    }
+    if (op.is_send ? op.finished : (!op.paused && (op.HasWaiting() || op.ended))) List(op);
+  }
+
+  // AbandonOps() is for a ring about to be closed with operations in it: a send's
+  // caller gets -ECANCELED (and may try again on the new ring), a receive goes on on the
+  // new ring by itself; the buffers are kept until the poller goes, since the old
+  // ring's cancellation runs asynchronously.
+  void AbandonOps() {
+    for (const std::unique_ptr<Op>& slot : ops_) {
+      if (slot == nullptr || slot->id == 0) continue;
+      Op& op = *slot;
+      if (!op.is_send) {  // What arrived is copied out of the old ring's pool.
+        for (const Op::Received& r : op.received) Hold(op, pool_->Data(r.bid, r.length));
+        op.received.clear();
+      }
+      if (!op.in_kernel) continue;
+      op.in_kernel = false;
+      op.cancel_sent = false;
+      if (op.cancelled) {
+        EraseOp(op);
+        continue;
+      }
+      if (op.is_send) {
+        auto husk = std::make_unique<Op>();
+        std::swap(husk->data, op.data);
+        std::swap(husk->iov, op.iov);
+        graveyard_.push_back(std::move(husk));
+        op.finished = true;
+        op.result = -ECANCELED;
+        List(op);
+      } else if (!op.paused && !op.ended) {
+        QueueOp(op);
+      }
+    }
     in_kernel_ops_ = 0;
+    if (pool_ != nullptr) graveyard_pools_.push_back(std::move(pool_));
+    pool_registered_ = -1;
   }
 
   // CancelAllOps() cancels every operation in the kernel and waits (boundedly) for
   // their final completions. False if some were not seen (the ring must then not be
   // reused, and AbandonOps() keeps their buffers).
   bool CancelAllOps() {
-    for (auto& [id, op] : ops_) {
-      if (op->state != OpState::kInKernel || op->cancelled) continue;
-      op->cancelled = true;
+    for (const std::unique_ptr<Op>& slot : ops_) {
+      if (slot == nullptr || slot->id == 0 || !slot->in_kernel) continue;
+      Op& op = *slot;
+      op.cancelled = true;
+      if (op.cancel_sent) continue;
       io_uring_sqe* sqe = ControlSqe();
       if (sqe == nullptr) break;
-      io_uring_prep_cancel64(sqe, OpData(id), 0);
+      io_uring_prep_cancel64(sqe, OpData(static_cast<uint32_t>(op.id)), 0);
       NoCompletionOnSuccess(sqe);
+      op.cancel_sent = true;
     }
     const int64_t deadline = MonotonicNanos() + kCancelWaitNanos;
     std::vector<PollEvent> ignored;
@@ -912,7 +1301,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
       unsigned head, seen = 0;
       io_uring_cqe* cqe;
       io_uring_for_each_cqe(&ring_, head, cqe) {
-        Complete(cqe->user_data, cqe->res, ready);
+        Complete(cqe->user_data, cqe->res, cqe->flags, ready);
         ++seen;
       }
       io_uring_cq_advance(&ring_, seen);
@@ -930,12 +1319,12 @@ class IoUringPoller final : public Poller, public CompletionIo {
     }
   }
 
-  void Complete(uint64_t data, int res, std::vector<PollEvent>& ready) {
+  void Complete(uint64_t data, int res, unsigned flags, std::vector<PollEvent>& ready) {
     // An update or removal that failed found its poll already completed (ENOENT,
     // EALREADY); that poll's own completion tells the story.
     if (data == kControlData) return;
     if (static_cast<uint32_t>(data) == kOpMarker) {
-      CompleteOp(static_cast<uint32_t>(data >> 32), res);
+      CompleteOp(static_cast<uint32_t>(data >> 32), res, flags);
       return;
     }
     if (data == parking_data_) {
@@ -1059,14 +1448,20 @@ class IoUringPoller final : public Poller, public CompletionIo {
   uint64_t parking_data_ = kControlData;  // user_data of the parking set's poll.
 
   // CompletionIo state.
-  absl::flat_hash_map<uint32_t, std::unique_ptr<Op>> ops_;  // Every live operation.
-  std::vector<uint32_t> queued_ops_;                        // Ids to submit on the next Flush().
-  std::vector<std::unique_ptr<Op>> free_ops_;               // Spare records (NewOp()).
-  std::deque<uint32_t> completed_;                          // Ids finished, callbacks not yet run.
+  const unsigned recv_buffers_;           // Buffers in pool_.
+  std::vector<std::unique_ptr<Op>> ops_;  // By slot; see FindOp().
+  std::vector<uint32_t> free_slots_;      // Slots of ops_ whose record is free.
+  OpId op_sequence_ = 0;                  // The last operation's sequence number.
+  std::vector<OpId> queued_ops_;          // To submit on the next Flush().
+  std::deque<OpId> completed_;            // To run in RunCompleted().
+  std::vector<OpId> starved_;             // Receives that found no buffer (ENOBUFS).
+  std::unique_ptr<RecvBufferPool> pool_;  // Registered with ring_ if pool_registered_
+  int pool_registered_ = -1;              // is ring_.ring_fd.
+  std::vector<Op::Received> delivering_;  // Deliver()'s scratch lists.
+  std::string delivering_held_;
   std::vector<std::unique_ptr<Op>> graveyard_;  // Buffers an abandoned ring may still use.
-  std::vector<std::pair<std::unique_ptr<char[]>, size_t>> free_buffers_;
+  std::vector<std::unique_ptr<RecvBufferPool>> graveyard_pools_;
   size_t in_kernel_ops_ = 0;
-  uint32_t last_op_id_ = 0;
 };
 
 }  // namespace
@@ -1074,17 +1469,25 @@ class IoUringPoller final : public Poller, public CompletionIo {
 absl::Status IoUringSupport() { return Support().status; }
 
 absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPoller() {
+  return NewIoUringPollerForTesting(kRecvBuffers);
+}
+
+absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPollerForTesting(unsigned recv_buffers) {
+  IOLOOP_CHECK(
+      recv_buffers > 0 && recv_buffers <= 32768 && (recv_buffers & (recv_buffers - 1)) == 0,
+      "NewIoUringPollerForTesting: recv_buffers must be a power of two up to 32768");
   const KernelSupport& support = Support();
   if (!support.status.ok()) return support.status;
   io_uring ring;
   if (RingPool::ForThisThread().Take(ring)) {
-    return std::unique_ptr<Poller>(new IoUringPoller(support, ring, /*enabled=*/true));
+    return std::unique_ptr<Poller>(
+        new IoUringPoller(support, ring, /*enabled=*/true, recv_buffers));
   }
   io_uring_params params;
   if (int ret = CreateRingOffThread(ring, support.setup_flags, params); ret < 0) {
     return SetupFailure(-ret, kSqEntries, params);
   }
-  return std::unique_ptr<Poller>(new IoUringPoller(support, ring, /*enabled=*/false));
+  return std::unique_ptr<Poller>(new IoUringPoller(support, ring, /*enabled=*/false, recv_buffers));
 }
 
 }  // namespace ioloop

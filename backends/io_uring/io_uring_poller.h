@@ -33,6 +33,11 @@
 //   and kept for reuse, up to two per thread, until the thread exits.
 // - Unregister() of an fd whose poll is armed makes one system call (the removal), so
 //   that a close() right after really closes the file.
+//
+// Socket I/O (Poller::completion_io(), backends/completion_io.h) is offered where the
+// kernel has provided-buffer rings and multishot receives (Linux 6.0+): each receive
+// stays armed and takes buffers from one ring of 1,024 2 KiB buffers per poller, which
+// is registered at the first receive; elsewhere completion_io() is nullptr.
 
 #ifndef IOLOOP_BACKENDS_IO_URING_IO_URING_POLLER_H_
 #define IOLOOP_BACKENDS_IO_URING_IO_URING_POLLER_H_
@@ -50,6 +55,10 @@ namespace ioloop {
 // seccomp profile, RLIMIT_MEMLOCK too low for the ring on kernels before 5.12).
 // Thread-safe.
 absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPoller();
+
+// NewIoUringPollerForTesting() is NewIoUringPoller() with `recv_buffers` (a power of
+// two, at most 32768) receive buffers instead of 1,024, to run a pool dry in tests.
+absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPollerForTesting(unsigned recv_buffers);
 
 // IoUringSupport() is OK if this kernel offers what the backend needs, else the
 // Unavailable status NewIoUringPoller() would return. Probed once per process (the
