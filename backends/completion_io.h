@@ -88,8 +88,8 @@ class CompletionIo {
   virtual OpId RecvMany(int fd, size_t max_bytes, RecvManyCallback done) = 0;
 
   // Pause() pauses the receive `op` as if its callback had taken fewer bytes than it
-  // was given (a no-op if it is paused already, has ended, or is not a RecvMany()):
-  // nothing more reaches the callback until Resume(op).
+  // was given (a no-op if it is paused already, or is not a RecvMany()): nothing more
+  // reaches the callback, bytes or end, until Resume(op).
   virtual void Pause(OpId op) = 0;
 
   // Resume() ends a pause of `op` (a no-op if it is not paused): what waits is handed
@@ -103,10 +103,10 @@ class CompletionIo {
   virtual OpId Send(int fd, absl::Cord data, SendCallback done) = 0;
 
   // Cancel() cancels the operation `op` (a no-op for 0, or one that finished and ran).
-  // Returns true if none of it happened: the operation had not reached the kernel yet,
-  // so no byte was sent or received. False otherwise (it may have partly or wholly
-  // happened, or may still complete in the kernel, unreported; bytes received and not
-  // yet handed on are dropped).
+  // For a Send(), returns true if none of it happened: the operation had not reached
+  // the kernel yet, so no byte was sent; a RecvMany() always gives false. False otherwise (it may
+  // have partly or wholly happened, or may still complete in the kernel, unreported; bytes received
+  // and not yet handed on are dropped).
   virtual bool Cancel(OpId op) = 0;
 
   // RunCompleted() runs, through `run`, the callbacks for what finished or arrived by

@@ -57,9 +57,11 @@ build iostream fuzz/iostream_fuzzer.cc "${net_sources[@]}" \
 # The same programs on a real io_uring loop (IOStream's io_uring path).
 build iostream_uring -DIOLOOP_IOSTREAM_FUZZ_ON_IO_URING fuzz/iostream_fuzzer.cc "${net_sources[@]}" \
   "${loop_sources[@]}" "${backend_sources[@]}" "${base_sources[@]}"
+# The io_uring poller's CompletionIo on its own.
+build completion_io fuzz/completion_io_fuzzer.cc "${backend_sources[@]}" "${base_sources[@]}"
 
 status=0
-for name in timer_heap io_loop poller iostream iostream_uring; do
+for name in timer_heap io_loop poller completion_io iostream iostream_uring; do
   mkdir -p "$work/$name"
   echo "run_fuzzers: $name for ${seconds}s"
   if ! "$work/bin/$name" "$work/$name" "fuzz/corpus/$name" -max_total_time="$seconds" -timeout=10 \

@@ -898,14 +898,15 @@ void IOStream::UpdateOps() {
   }
 }
 
-// RecvRoom() is how many bytes the stream takes from the socket now: as much as fits
-// while a read is pending; up to one chunk buffered while none is (to see the peer
-// close); none after EOF.
+// RecvRoom() is how many bytes the stream takes from the socket now, as the readiness
+// path would read them: as much as fits while a read is pending; one run of at most
+// read_chunk_size while none is and nothing is buffered (to see the peer close); none
+// otherwise (an EOF behind buffered data then waits for a read), nor after EOF.
 size_t IOStream::RecvRoom() const {
   const size_t buffered = read_buffer_.size();
-  const size_t bound = has_read_ ? options_.max_buffer_size
-                                 : std::min(options_.read_chunk_size, options_.max_buffer_size);
-  return eof_ || closed_ || buffered >= bound ? 0 : bound - buffered;
+  if (eof_ || closed_ || buffered >= options_.max_buffer_size) return 0;
+  if (has_read_) return options_.max_buffer_size - buffered;
+  return buffered == 0 ? std::min(options_.read_chunk_size, options_.max_buffer_size) : 0;
 }
 
 // OnRecv() takes bytes received: to a streaming read directly when

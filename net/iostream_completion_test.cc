@@ -1,9 +1,9 @@
 // IOStream's completion path (io_uring): what the shared suite in iostream_test.cc
 // cannot see from the outside. Cancellation of receives and sends in flight, closing
 // and destroying streams (also from their own callbacks) with operations pending,
-// closing the loop with operations in the kernel, back-pressure (no receive while the
-// buffer is full), fd numbers reused while an old operation is still being cancelled,
-// and the off switch. Skipped where this build or kernel has no io_uring.
+// closing the loop with operations in the kernel, back-pressure (the receive paused
+// while the buffer is full, the rest left in the kernel), fd numbers reused while an old operation
+// is still being cancelled, and the off switch. Skipped where this build or kernel has no io_uring.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -172,9 +172,10 @@ TEST_F(IOStreamCompletionTest, AFullReadBufferStopsReceivesUntilReadsMakeRoom) {
                   (n = send(peer_, flood.data() + sent, flood.size() - sent, MSG_NOSIGNAL)) > 0;) {
     sent += static_cast<size_t>(n);
   }
-  // No read pending: one chunk read ahead, then no receive at all.
+  // No read pending: one run read ahead (at most read_chunk_size), then nothing more.
   for (int i = 0; i < 20; ++i) t_->RunOnce();
-  EXPECT_EQ(stream->ReadBufferSize(), options.read_chunk_size);
+  EXPECT_GT(stream->ReadBufferSize(), 0u);
+  EXPECT_LE(stream->ReadBufferSize(), options.read_chunk_size);
   EXPECT_EQ(stream->stats().read_calls, 1u) << "no receive re-armed while nothing is wanted";
   // A read that the buffer cannot satisfy fills it to max_buffer_size, then stops.
   absl::Status status;

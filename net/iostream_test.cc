@@ -344,6 +344,37 @@ TEST_P(IOStreamTest, NoPendingReadMeansBackPressureNotBuffering) {
   EXPECT_EQ(all, std::string(100000, 'b'));
 }
 
+// Two requests and the EOF arrive together; the server reads the first and answers it
+// later, with no read pending meanwhile and the second request buffered. The EOF must
+// wait for a read (as it waits in the kernel on the readiness path): the stream stays
+// open, the answer goes out, and the next reads get the second request, then the EOF.
+TEST_P(IOStreamTest, EofBehindBufferedDataWaitsForARead) {
+  auto stream = MakeStream();
+  ASSERT_TRUE(WriteAll(peer_, "req1\nreq2\n"));
+  ASSERT_EQ(shutdown(peer_, SHUT_WR), 0);  // EOF; the peer still reads the answers.
+  std::string first;
+  stream->ReadUntil("\n", [&](absl::StatusOr<std::string> s) { first = s.value(); });
+  ASSERT_TRUE(t_.RunUntil([&] { return !first.empty(); }));
+  EXPECT_EQ(first, "req1\n");
+  for (int i = 0; i < 10; ++i) t_.RunOnce();  // No read pending: "req2\n" stays buffered.
+  EXPECT_FALSE(stream->Closed()) << "nothing asked for the EOF yet";
+  EXPECT_TRUE(stream->Write("resp1\n").ok()) << "an answer to a request already read";
+  std::string second;
+  stream->ReadUntil("\n", [&](absl::StatusOr<std::string> s) { second = s.value(); });
+  ASSERT_TRUE(t_.RunUntil([&] { return !second.empty(); }));
+  EXPECT_EQ(second, "req2\n");
+  absl::Status end;
+  stream->ReadUntil("\n", [&](absl::StatusOr<std::string> s) { end = s.status(); });
+  ASSERT_TRUE(t_.RunUntil([&] { return !end.ok(); })) << "the EOF reaches the next read";
+  EXPECT_TRUE(stream->Closed());
+  std::string answers;
+  ASSERT_TRUE(t_.RunUntil([&] {
+    answers += ReadAvailable(peer_);
+    return answers.size() >= 6;
+  }));
+  EXPECT_EQ(answers, "resp1\n");
+}
+
 // The peer hangs up while the stream, with data buffered and no read pending, watches
 // nothing: the level-triggered hang-up must not spin the loop, and the data and the
 // EOF still reach the next read.

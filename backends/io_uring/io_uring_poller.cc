@@ -29,6 +29,7 @@
 #include "backends/internal/backend_util.h"
 #include "base/check.h"
 #include "base/errno_status.h"
+#include "base/mutex.h"
 
 namespace ioloop {
 namespace {
@@ -262,6 +263,15 @@ class RecvBufferPool {
   char* base_ = nullptr;
 };
 
+// KeepForever() keeps `pools` mapped for the life of the process.
+void KeepForever(std::vector<std::unique_ptr<RecvBufferPool>> pools) {
+  if (pools.empty()) return;
+  static auto* mutex = new Mutex;
+  static auto* kept = new std::vector<std::unique_ptr<RecvBufferPool>>;
+  MutexLock lock(*mutex);
+  for (auto& pool : pools) kept->push_back(std::move(pool));
+}
+
 // RingPool keeps up to two enabled rings per thread for reuse, for the same reason:
 // a loop destroyed and created again on one thread (tests, restarts) neither pays a
 // ring set-up nor gets its thread interrupted. The rings close when the thread exits.
@@ -450,10 +460,13 @@ class IoUringPoller final : public Poller, public CompletionIo {
       if (!reusable) io_uring_queue_exit(&ring_);
     }
     if (parking_fd_ >= 0) close(parking_fd_);
+    // Receive buffers the kernel may still write to: those of a ring closed with
+    // receives in it (its teardown runs asynchronously) are kept, not unmapped.
+    if (in_kernel_ops_ > 0 && pool_ != nullptr) graveyard_pools_.push_back(std::move(pool_));
+    KeepForever(std::move(graveyard_pools_));
     // Callbacks of operations never run are destroyed here, buffers freed with them.
     ops_.clear();
     graveyard_.clear();
-    graveyard_pools_.clear();
     pool_.reset();
   }
 
@@ -479,7 +492,8 @@ class IoUringPoller final : public Poller, public CompletionIo {
 
   void Pause(OpId id) override {
     Op* op = FindOp(id);
-    if (op == nullptr || op->is_send || op->paused || op->ended || op->cancelled) return;
+    // An ended receive pauses too: its end (and the bytes before it) wait for Resume().
+    if (op == nullptr || op->is_send || op->paused || op->cancelled) return;
     Pause(*op);
   }
 
@@ -508,15 +522,11 @@ class IoUringPoller final : public Poller, public CompletionIo {
     op->recv_done = nullptr;
     op->send_done = nullptr;
     DropReceived(*op);
-    if (!op->cancel_sent && ring_valid_ && enabled_ && pthread_equal(owner_, pthread_self())) {
-      if (io_uring_sqe* sqe = ControlSqe()) {
-        io_uring_prep_cancel64(sqe, OpData(op->id), 0);
-        NoCompletionOnSuccess(sqe);
-        op->cancel_sent = true;
-        // Submitted now, so that the operation drops its file reference before the
-        // caller close()s the fd.
-        io_uring_submit_and_get_events(&ring_);
-      }
+    if (ring_valid_ && enabled_ && pthread_equal(owner_, pthread_self())) {
+      CancelInKernel(*op);  // Queued already if a pause or a re-arm asked for it.
+      // Submitted now, so that the operation drops its file reference before the
+      // caller close()s the fd.
+      if (op->cancel_sent) io_uring_submit_and_get_events(&ring_);
     }
     return false;
   }
@@ -892,15 +902,18 @@ class IoUringPoller final : public Poller, public CompletionIo {
     }
     if (alive && !op.received.empty()) {
       delivering_.swap(op.received);
+      // The pool these buffers are in, even if a callback rebuilds the ring meanwhile
+      // (AbandonOps() keeps it alive; giving a buffer back to it is then harmless).
+      RecvBufferPool* const pool = pool_.get();
       for (const Op::Received& r : delivering_) {
-        const absl::string_view bytes = pool_->Data(r.bid, r.length);
+        const absl::string_view bytes = pool->Data(r.bid, r.length);
         if (alive && op.paused) {
           Hold(op, bytes);
         } else if (alive) {
           const absl::string_view rest = offer(bytes);
           if (alive && !rest.empty()) Hold(op, rest);
         }
-        pool_->Give(r.bid);
+        pool->Give(r.bid);
       }
       delivering_.clear();
     }
