@@ -131,8 +131,8 @@ class Harness {
     Socket& s = sockets_[i];
     IOLOOP_FUZZ_CHECK(!s.ended);  // Nothing after the end.
     if (result <= 0) {
-      IOLOOP_FUZZ_CHECK(result == 0);  // A socket pair fails in no other way here.
-      IOLOOP_FUZZ_CHECK(s.peer < 0);   // EOF only once the peer closed...
+      IOLOOP_FUZZ_CHECK(result == 0);      // A socket pair fails in no other way here.
+      IOLOOP_FUZZ_CHECK(s.peer < 0);       // EOF only once the peer closed...
       IOLOOP_FUZZ_CHECK(s.got == s.sent);  // ...and after every byte.
       s.ended = true;
       return 0;
