@@ -102,6 +102,11 @@ class CompletionIo {
   // go, without SIGPIPE) to the socket `fd`. Never calls `done` inside the call.
   virtual OpId Send(int fd, absl::Cord data, SendCallback done) = 0;
 
+  // SendCopy() is Send() for a few bytes (1 to kMaxSendCopyBytes): it copies them into
+  // the operation's own storage, which the poller reuses, instead of holding a Cord.
+  static constexpr size_t kMaxSendCopyBytes = 512;
+  virtual OpId SendCopy(int fd, absl::string_view data, SendCallback done) = 0;
+
   // Cancel() cancels the operation `op` (a no-op for 0, or one that finished and ran).
   // For a Send(), returns true if none of it happened: the operation had not reached
   // the kernel yet, so no byte was sent; a RecvMany() always gives false. False otherwise (it may

@@ -424,13 +424,14 @@ absl::Status IOStream::Write(absl::string_view data, WriteCallback cb) {
     return absl::FailedPreconditionError(
         absl::StrCat("IOStream fd ", fd_, ": Write after ShutdownWrite()"));
   }
-  if (write_queue_.size() + data.size() > options_.max_write_buffer_size) {
+  if (QueuedBytes() + data.size() > options_.max_write_buffer_size) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "IOStream fd ", fd_, ": Write of ", data.size(), " bytes with ", write_queue_.size(),
+        "IOStream fd ", fd_, ": Write of ", data.size(), " bytes with ", QueuedBytes(),
         " queued would exceed max_write_buffer_size ", options_.max_write_buffer_size));
   }
   size_t sent = 0;
   if (write_queue_.empty() && io_ == nullptr) sent = SendDirect(data);
+  if (io_ != nullptr) sent = SendCopied(data);
   queued_end_ += data.size();
   if (!closed_ && sent < data.size()) {
     write_queue_.Append(data.substr(sent));
@@ -446,11 +447,11 @@ absl::Status IOStream::Write(absl::string_view data, WriteCallback cb) {
 
 absl::Status IOStream::Write(absl::Cord data, WriteCallback cb) {
   if (closed_ || shutdown_requested_ ||
-      write_queue_.size() + data.size() > options_.max_write_buffer_size) {
+      QueuedBytes() + data.size() > options_.max_write_buffer_size) {
     // The same errors as the string form.
     if (!closed_ && !shutdown_requested_) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "IOStream fd ", fd_, ": Write of ", data.size(), " bytes with ", write_queue_.size(),
+          "IOStream fd ", fd_, ": Write of ", data.size(), " bytes with ", QueuedBytes(),
           " queued would exceed max_write_buffer_size ", options_.max_write_buffer_size));
     }
     return Write(absl::string_view(), std::move(cb));
@@ -532,7 +533,7 @@ void IOStream::HandleWrite() {
 void IOStream::ShutdownWrite() {
   if (closed_ || shutdown_requested_) return;
   shutdown_requested_ = true;
-  if (write_queue_.empty()) {
+  if (QueuedBytes() == 0) {
     write_shut_ = true;
     shutdown(fd_, SHUT_WR);
   }
@@ -726,7 +727,7 @@ IOStream::Step IOStream::StepOthers(Frame& frame) {
         return frame.destroyed ? Step::kDestroyed : Step::kRan;
       }
     }
-    if (eof_ && !closed_ && !has_read_ && write_queue_.empty()) {
+    if (eof_ && !closed_ && !has_read_ && QueuedBytes() == 0) {
       // The peer's EOF ends the stream once what was queued for it is flushed.
       CloseNow(
           absl::UnavailableError(absl::StrCat("IOStream fd ", fd_, ": closed by the peer (EOF)")),
@@ -898,6 +899,22 @@ void IOStream::UpdateOps() {
   }
 }
 
+// SendCopied() hands `data` to the poller as a copy when nothing is queued or in
+// flight and it is small (CompletionIo::SendCopy): no queue node per small write.
+// Keeps its own copy (copied_) until the send finished, to queue again what the kernel
+// did not take. Returns how many bytes it handed over (all or none).
+size_t IOStream::SendCopied(absl::string_view data) {
+  if (closed_ || send_op_ != 0 || !write_queue_.empty() || data.empty() ||
+      data.size() > CompletionIo::kMaxSendCopyBytes || loop_->completion_io() == nullptr) {
+    return 0;
+  }
+  copied_.assign(data.data(), data.size());
+  stats_.bytes_copied += data.size();
+  send_op_ = io_->SendCopy(fd_, data, [this](int result) { OnSend(result); });
+  ++stats_.write_calls;
+  return data.size();
+}
+
 // RecvRoom() is how many bytes the stream takes from the socket now, as the readiness
 // path would read them: as much as fits while a read is pending; one run of at most
 // read_chunk_size while none is and nothing is buffered (to see the peer close); none
@@ -951,7 +968,12 @@ void IOStream::OnSend(int result) {
   InFrame([&](Frame& frame) {
     if (result > 0) {
       const size_t n = static_cast<size_t>(result);
-      write_queue_.RemovePrefix(n);
+      if (!copied_.empty()) {  // SendCopied()'s bytes; a rest goes out first, from the queue.
+        if (n < copied_.size()) write_queue_.Prepend(absl::string_view(copied_).substr(n));
+        copied_.clear();
+      } else {
+        write_queue_.RemovePrefix(n);
+      }
       flushed_ += n;
       stats_.bytes_written += n;
       if (write_queue_.empty()) {
@@ -963,6 +985,9 @@ void IOStream::OnSend(int result) {
       }
     } else if (result < 0 && result != -ECANCELED && result != -EAGAIN && result != -EINTR) {
       CloseNow(ErrnoStatus(-result, "IOStream: send", fd_), /*clean=*/false);
+    } else if (!copied_.empty()) {  // Nothing was sent: Finish() submits it from the queue.
+      write_queue_.Prepend(copied_);
+      copied_.clear();
     }  // Otherwise nothing was sent: Finish() submits another.
     if (!DrainCompletions(frame)) return;
     Finish(frame);
@@ -976,13 +1001,18 @@ void IOStream::CancelOps() {
   CompletionIo* io = loop_->completion_io();  // nullptr once the loop closed.
   if (io == nullptr) {
     recv_op_ = send_op_ = 0;
+    copied_.clear();
     return;
   }
   if (recv_op_ != 0) io->Cancel(recv_op_);
   recv_op_ = 0;
   recv_paused_ = false;
-  if (send_op_ != 0 && io->Cancel(send_op_)) SendUnsentOnce();
+  if (send_op_ != 0 && io->Cancel(send_op_)) {
+    if (!copied_.empty()) write_queue_.Prepend(copied_);
+    SendUnsentOnce();
+  }
   send_op_ = 0;
+  copied_.clear();
 }
 
 // SendUnsentOnce() hands the kernel what of the queue it takes without blocking, and

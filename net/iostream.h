@@ -226,7 +226,7 @@ class IOStream {
   bool Closed() const { return closed_; }
   // Reading(): a read is pending. Writing(): bytes are queued.
   bool Reading() const { return has_read_; }
-  bool Writing() const { return !write_queue_.empty(); }
+  bool Writing() const { return QueuedBytes() > 0; }
 
   // SetNoDelay() sets TCP_NODELAY: the errno as a status for a socket that is not TCP
   // (kFailedPrecondition if the stream is closed).
@@ -244,7 +244,7 @@ class IOStream {
 
   int fd() const { return fd_; }
   size_t ReadBufferSize() const { return read_buffer_.size(); }
-  size_t WriteBufferSize() const { return write_queue_.size(); }
+  size_t WriteBufferSize() const { return QueuedBytes(); }
   // BufferCapacity(): heap bytes the read buffer holds now (0 when idle).
   size_t BufferCapacity() const { return read_buffer_.capacity(); }
   Stats stats() const;
@@ -317,6 +317,8 @@ class IOStream {
   // The completion path (io_ != nullptr).
   void UpdateOps();
   size_t RecvRoom() const;
+  size_t SendCopied(absl::string_view data);
+  size_t QueuedBytes() const { return write_queue_.size() + copied_.size(); }
   size_t OnRecv(int result, absl::string_view data);
   void OnSend(int result);
   void CancelOps();
@@ -341,7 +343,8 @@ class IOStream {
   CompletionIo* io_ = nullptr;      // Set: the completion path.
   CompletionIo::OpId recv_op_ = 0;  // The receive armed, if any.
   bool recv_paused_ = false;        // recv_op_ is paused: the read buffer was full.
-  CompletionIo::OpId send_op_ = 0;  // The send in flight (of write_queue_'s head).
+  CompletionIo::OpId send_op_ = 0;  // The send in flight (of copied_, or write_queue_'s head).
+  std::string copied_;  // The bytes of a SendCopied() send in flight (before write_queue_).
   TimeoutHandle deferred_;
   EventMask interest_ = kNone;
   bool has_read_ = false;

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "net/iostream.h"
@@ -134,6 +135,32 @@ TEST_F(IOStreamCompletionTest, CloseRightAfterWriteStillHandsTheBytesToTheKernel
   EXPECT_TRUE(PeerSeesEof(peer_, &got));
   EXPECT_EQ(got, "bye\n");
   ASSERT_TRUE(t_->RunUntil([&] { return write_ok; }));
+}
+
+// Small writes go to the poller as copies, one at a time; the ones behind wait in the
+// queue. Order holds across both, and ShutdownWrite() right after waits for all of it.
+TEST_F(IOStreamCompletionTest, SmallWritesKeepTheirOrderAndShutdownWaitsForThem) {
+  auto stream = MakeStream();
+  std::string want;
+  for (int i = 0; i < 50; ++i) {
+    const std::string piece = absl::StrCat(i, i % 7 == 0 ? std::string(700, 'x') : "", ";");
+    want += piece;
+    ASSERT_TRUE(stream->Write(piece).ok());
+  }
+  EXPECT_EQ(stream->WriteBufferSize(), want.size()) << "copied or queued, all counted";
+  stream->ShutdownWrite();
+  std::string got;
+  fcntl(peer_, F_SETFL, fcntl(peer_, F_GETFL) | O_NONBLOCK);
+  bool eof = false;
+  ASSERT_TRUE(t_->RunUntil([&] {
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(peer_, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    eof = n == 0;
+    return eof;
+  }));
+  EXPECT_EQ(got, want) << "the EOF only after every byte, in order";
+  EXPECT_EQ(stream->WriteBufferSize(), 0u);
 }
 
 TEST_F(IOStreamCompletionTest, ShutdownWriteHalfClosesOnceTheSendsCompleted) {

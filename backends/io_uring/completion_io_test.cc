@@ -72,6 +72,19 @@ TEST_F(CompletionIoTest, SendAndRecvCompleteThroughPollAndRunCompleted) {
   EXPECT_EQ(got, "hello");
 }
 
+TEST_F(CompletionIoTest, SendCopyTakesItsOwnCopy) {
+  std::string bytes(CompletionIo::kMaxSendCopyBytes, 'c');
+  int sent = 0;
+  io_->SendCopy(fds_[0], bytes, [&](int result) { sent = result; });
+  bytes.assign(bytes.size(), 'X');  // The caller's buffer changes before the send runs.
+  EXPECT_EQ(Step(absl::Seconds(5)), 1u);
+  EXPECT_EQ(sent, static_cast<int>(CompletionIo::kMaxSendCopyBytes));
+  char buf[1024];
+  ASSERT_EQ(read(fds_[1], buf, sizeof buf), static_cast<ssize_t>(CompletionIo::kMaxSendCopyBytes));
+  EXPECT_EQ(std::string(buf, CompletionIo::kMaxSendCopyBytes),
+            std::string(CompletionIo::kMaxSendCopyBytes, 'c'));
+}
+
 TEST_F(CompletionIoTest, RecvManyStaysArmedAndEndsAtEof) {
   std::vector<int> results;
   std::string got;

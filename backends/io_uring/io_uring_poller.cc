@@ -80,6 +80,8 @@ constexpr uint16_t kRecvBufferGroup = 0;
 // pending when it drained the socket (it waits for a wake-up that came earlier). A
 // fresh receive sees that EOF at once.
 constexpr uint32_t kRearmAfterRuns = 16;
+// A std::string capacity that is always on the heap (past any short-string buffer).
+constexpr size_t kMinHeapCopy = 4 * sizeof(std::string);
 // Bytes a paused receive keeps beyond which its spare capacity is given back.
 constexpr size_t kMaxKeptHeldCapacity = 64 * 1024;
 // How long ~IoUringPoller waits for the kernel to let go of cancelled operations.
@@ -490,6 +492,19 @@ class IoUringPoller final : public Poller, public CompletionIo {
     return op.id;
   }
 
+  OpId SendCopy(int fd, absl::string_view data, SendCallback done) override {
+    IOLOOP_CHECK(!data.empty() && data.size() <= kMaxSendCopyBytes,
+                 "CompletionIo::SendCopy: 1 to kMaxSendCopyBytes bytes");
+    Op& op = NewOp(fd, /*is_send=*/true);
+    // On the heap (past the short-string buffer), so that AbandonOps() can hand the
+    // bytes to a husk without moving them.
+    op.copy.reserve(std::max(data.size(), kMinHeapCopy));
+    op.copy.assign(data.data(), data.size());
+    op.send_done = std::move(done);
+    QueueOp(op);
+    return op.id;
+  }
+
   void Pause(OpId id) override {
     Op* op = FindOp(id);
     // An ended receive pauses too: its end (and the bytes before it) wait for Resume().
@@ -726,7 +741,8 @@ class IoUringPoller final : public Poller, public CompletionIo {
     // Send.
     bool finished = false;
     int result = 0;
-    absl::Cord data;  // The bytes (iov points into it).
+    absl::Cord data;   // The bytes (iov points into it), or
+    std::string copy;  // SendCopy()'s (capacity kept for the record's next use).
     absl::InlinedVector<iovec, 4> iov;
     msghdr message{};
     SendCallback send_done;
@@ -793,7 +809,8 @@ class IoUringPoller final : public Poller, public CompletionIo {
     op.finished = op.paused = op.resumed = op.ended = false;
     op.runs = 0;
     op.result = op.end_result = 0;
-    op.data.Clear();
+    if (!op.data.empty()) op.data.Clear();
+    op.copy.clear();
     op.iov.clear();
     op.send_done = nullptr;
     op.recv_done = nullptr;
@@ -964,9 +981,13 @@ class IoUringPoller final : public Poller, public CompletionIo {
       if (sqe == nullptr) break;
       if (op.is_send) {
         op.iov.clear();
-        for (absl::string_view chunk : op.data.Chunks()) {
-          op.iov.push_back({const_cast<char*>(chunk.data()), chunk.size()});
-          if (op.iov.size() == kMaxSendIovecs) break;
+        if (!op.copy.empty()) {
+          op.iov.push_back({op.copy.data(), op.copy.size()});
+        } else {
+          for (absl::string_view chunk : op.data.Chunks()) {
+            op.iov.push_back({const_cast<char*>(chunk.data()), chunk.size()});
+            if (op.iov.size() == kMaxSendIovecs) break;
+          }
         }
         op.message = {};
         op.message.msg_iov = op.iov.data();
@@ -1065,6 +1086,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
       if (op.is_send) {
         auto husk = std::make_unique<Op>();
         std::swap(husk->data, op.data);
+        std::swap(husk->copy, op.copy);
         std::swap(husk->iov, op.iov);
         graveyard_.push_back(std::move(husk));
         op.finished = true;
