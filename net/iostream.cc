@@ -390,6 +390,12 @@ absl::Status IOStream::Write(absl::string_view data) {
     WriteAfterSend(data, n);
     return absl::OkStatus();
   }
+  // The completion path's common case: a small write handed to the poller as a copy.
+  if (io_ != nullptr && !shutdown_requested_ && !data.empty() &&
+      data.size() <= options_.max_write_buffer_size && SendCopied(data) == data.size()) {
+    queued_end_ += data.size();
+    return absl::OkStatus();
+  }
   return WriteWithoutCallback(data);
 }
 

@@ -16,7 +16,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
-#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -548,9 +547,10 @@ class IoUringPoller final : public Poller, public CompletionIo {
 
   size_t RunCompleted(Runner run) override {
     size_t ran = 0;
-    for (size_t n = completed_.size(); n > 0 && !completed_.empty(); --n) {
-      const OpId id = completed_.front();
-      completed_.pop_front();
+    // What callbacks list meanwhile runs next time (completed_ grows behind `end`).
+    const size_t end = completed_.size();
+    for (size_t i = 0; i < end; ++i) {
+      const OpId id = completed_[i];
       Op* op = FindOp(id);
       if (op == nullptr) continue;  // Cancelled after it finished.
       op->listed = false;
@@ -565,6 +565,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
         ran += Deliver(id, *op, run);
       }
     }
+    completed_.erase(completed_.begin(), completed_.begin() + static_cast<ptrdiff_t>(end));
     // Receives that found the buffer ring empty re-arm now that the batch's buffers
     // are back.
     RequeueStarved();
@@ -1488,7 +1489,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   std::vector<uint32_t> free_slots_;      // Slots of ops_ whose record is free.
   OpId op_sequence_ = 0;                  // The last operation's sequence number.
   std::vector<OpId> queued_ops_;          // To submit on the next Flush().
-  std::deque<OpId> completed_;            // To run in RunCompleted().
+  std::vector<OpId> completed_;           // To run in RunCompleted().
   std::vector<OpId> starved_;             // Receives that found no buffer (ENOBUFS).
   std::unique_ptr<RecvBufferPool> pool_;  // Registered with ring_ if pool_registered_
   int pool_registered_ = -1;              // is ring_.ring_fd.
