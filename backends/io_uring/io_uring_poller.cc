@@ -65,8 +65,10 @@ uint64_t OpData(uint32_t id) { return (uint64_t{id} << 32) | kOpMarker; }
 constexpr int kMaxSendIovecs = 64;
 // The most io_uring_get_events() calls one Reap() makes for pending task work.
 constexpr int kMaxReapRounds = 1024;
-// Operation records kept for reuse: enough for every send that completed in one batch.
-constexpr size_t kMaxFreeOps = 256;
+// Operation records kept for reuse: at least this many, and as many as are in use (a
+// send per stream comes and goes every round trip, so a server with N streams needs
+// about N spare records not to allocate one per send).
+constexpr size_t kMinFreeOps = 256;
 // The provided-buffer ring every multishot receive picks from: enough buffers for a
 // batch of 1,000 sockets each receiving a message. A socket whose receive finds the
 // ring empty (ENOBUFS) re-arms once the batch's buffers are back.
@@ -790,6 +792,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
       ops_.emplace_back();
     }
     if (ops_[slot] == nullptr) ops_[slot] = std::make_unique<Op>();
+    ++live_ops_;
     Op& op = *ops_[slot];
     if (++op_sequence_ == 0) ++op_sequence_;
     op.id = (op_sequence_ << kSlotBits) | slot;
@@ -816,7 +819,8 @@ class IoUringPoller final : public Poller, public CompletionIo {
     op.send_done = nullptr;
     op.recv_done = nullptr;
     free_slots_.push_back(slot);
-    if (free_slots_.size() > kMaxFreeOps) ops_[slot] = nullptr;
+    --live_ops_;
+    if (free_slots_.size() > std::max(kMinFreeOps, live_ops_)) ops_[slot] = nullptr;
   }
 
   // DropReceived() gives back what a receive holds that its callback will not get.
@@ -1486,6 +1490,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   // CompletionIo state.
   const unsigned recv_buffers_;           // Buffers in pool_.
   std::vector<std::unique_ptr<Op>> ops_;  // By slot; see FindOp().
+  size_t live_ops_ = 0;                   // Records in use.
   std::vector<uint32_t> free_slots_;      // Slots of ops_ whose record is free.
   OpId op_sequence_ = 0;                  // The last operation's sequence number.
   std::vector<OpId> queued_ops_;          // To submit on the next Flush().
