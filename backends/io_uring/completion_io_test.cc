@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <memory>
 #include <string>
@@ -199,6 +200,54 @@ TEST(CompletionIoPool, ReceivesThatRunThePoolDryGoOn) {
     io->RunCompleted([](absl::FunctionRef<void()> f) { f(); });
   }
   for (const std::string& g : got) EXPECT_EQ(g, want);
+  poller.reset();
+  for (auto& pair : fds) {
+    close(pair[0]);
+    close(pair[1]);
+  }
+}
+
+// More sockets with bytes waiting than the buffer ring starts with: the receives that
+// find it empty make it grow, and every socket's bytes arrive, twice over (the second
+// round on the grown ring).
+TEST(CompletionIoPool, MoreSocketsThanTheRingStartsWithAllReceive) {
+  auto made = NewIoUringPoller();
+  if (!made.ok()) GTEST_SKIP() << made.status();
+  std::unique_ptr<Poller> poller = *std::move(made);
+  CompletionIo* io = poller->completion_io();
+  ASSERT_NE(io, nullptr);
+  constexpr int kSockets = 300;
+  std::vector<std::array<int, 2>> fds(kSockets);
+  std::vector<std::string> got(kSockets);
+  for (int i = 0; i < kSockets; ++i) {
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds[i].data()), 0);
+  }
+  std::string want;
+  for (int round = 0; round < 2; ++round) {
+    const std::string message = absl::StrCat("round ", round, ";");
+    want += message;
+    for (auto& pair : fds) {
+      ASSERT_EQ(write(pair[0], message.data(), message.size()), ssize_t(message.size()));
+    }
+    if (round == 0) {
+      for (int i = 0; i < kSockets; ++i) {
+        io->RecvMany(fds[i][1], 1 << 16, [&got, i](int, absl::string_view data) {
+          absl::StrAppend(&got[i], data);
+          return data.size();
+        });
+      }
+    }
+    for (int step = 0; step < 500; ++step) {
+      if (std::all_of(got.begin(), got.end(),
+                      [&](const std::string& g) { return g.size() == want.size(); })) {
+        break;
+      }
+      std::vector<PollEvent> ready;
+      ASSERT_TRUE(poller->Poll(absl::Milliseconds(10), ready).ok());
+      io->RunCompleted([](absl::FunctionRef<void()> f) { f(); });
+    }
+    for (int i = 0; i < kSockets; ++i) ASSERT_EQ(got[i], want) << "socket " << i;
+  }
   poller.reset();
   for (auto& pair : fds) {
     close(pair[0]);

@@ -69,10 +69,12 @@ constexpr int kMaxReapRounds = 1024;
 // send per stream comes and goes every round trip, so a server with N streams needs
 // about N spare records not to allocate one per send).
 constexpr size_t kMinFreeOps = 256;
-// The provided-buffer ring every multishot receive picks from: enough buffers for a
-// batch of 1,000 sockets each receiving a message. A socket whose receive finds the
-// ring empty (ENOBUFS) re-arms once the batch's buffers are back.
+// The provided-buffer ring every multishot receive picks from: up to enough buffers
+// for a batch of 1,000 sockets each receiving a message. It starts with
+// kInitialRecvBuffers and doubles whenever receives find it empty (ENOBUFS); they
+// re-arm once the batch's buffers are back.
 constexpr unsigned kRecvBuffers = 1024;  // A power of two, at most 32768.
+constexpr unsigned kInitialRecvBuffers = 64;
 constexpr size_t kRecvBufferSize = 2048;
 constexpr uint16_t kRecvBufferGroup = 0;
 // A multishot receive that got this many runs of bytes since it was armed is re-armed
@@ -204,9 +206,12 @@ int CreateRingOffThread(io_uring& ring, unsigned flags, io_uring_params& params)
   return ret;
 }
 
-// RecvBufferPool is a provided-buffer ring: `count` buffers of `size` bytes, from which
-// the kernel takes one for every run of bytes a multishot receive gets. The memory is
-// mapped, not touched: a buffer costs memory once the kernel first writes to it.
+// RecvBufferPool is a provided-buffer ring: up to `count` buffers of `size` bytes, from
+// which the kernel takes one for every run of bytes a multishot receive gets. The
+// memory is mapped, not touched: a buffer costs memory once the kernel first writes to
+// it. The kernel takes buffers in ring order, so every buffer in the ring gets
+// touched under load; the ring therefore starts with a few and grows (Grow()) only
+// when a receive finds it empty.
 class RecvBufferPool {
  public:
   static std::unique_ptr<RecvBufferPool> Create(unsigned count, size_t size) {
@@ -221,21 +226,24 @@ class RecvBufferPool {
   RecvBufferPool(const RecvBufferPool&) = delete;
   RecvBufferPool& operator=(const RecvBufferPool&) = delete;
 
-  // Register() hands every buffer to `ring` under kRecvBufferGroup. Returns 0 or a
-  // negative errno.
-  int Register(io_uring& ring) {
+  // Register() registers the ring with `ring` under kRecvBufferGroup and hands it
+  // `initial` buffers. Returns 0 or a negative errno.
+  int Register(io_uring& ring, unsigned initial) {
     io_uring_buf_reg reg{};
     reg.ring_addr = reinterpret_cast<uintptr_t>(ring_);
     reg.ring_entries = count_;
     reg.bgid = kRecvBufferGroup;
     if (int ret = io_uring_register_buf_ring(&ring, &reg, 0); ret < 0) return ret;
     io_uring_buf_ring_init(ring_);
-    for (unsigned bid = 0; bid < count_; ++bid) {
-      io_uring_buf_ring_add(ring_, Buffer(bid), static_cast<unsigned>(size_),
-                            static_cast<uint16_t>(bid), mask_, static_cast<int>(bid));
-    }
-    io_uring_buf_ring_advance(ring_, static_cast<int>(count_));
+    population_ = 0;
+    AddBuffers(std::min(initial, count_));
     return 0;
+  }
+  // Grow() doubles the buffers in the ring (up to `count`); false if all are in.
+  bool Grow() {
+    if (population_ == count_) return false;
+    AddBuffers(std::min(population_, count_ - population_));
+    return true;
   }
   // Give() returns buffer `bid`, which the kernel filled, to the ring.
   void Give(uint16_t bid) {
@@ -257,11 +265,21 @@ class RecvBufferPool {
     base_ = base == MAP_FAILED ? nullptr : static_cast<char*>(base);
   }
   size_t RingBytes() const { return count_ * sizeof(io_uring_buf); }
+  void AddBuffers(unsigned n) {
+    for (unsigned i = 0; i < n; ++i) {
+      const unsigned bid = population_ + i;
+      io_uring_buf_ring_add(ring_, Buffer(bid), static_cast<unsigned>(size_),
+                            static_cast<uint16_t>(bid), mask_, static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(ring_, static_cast<int>(n));
+    population_ += n;
+  }
   char* Buffer(unsigned bid) const { return base_ + size_t{bid} * size_; }
 
   const unsigned count_;
   const size_t size_;
   const int mask_;
+  unsigned population_ = 0;  // Buffers 0 to population_ - 1 are in use.
   io_uring_buf_ring* ring_ = nullptr;
   char* base_ = nullptr;
 };
@@ -354,7 +372,7 @@ void SetMultishotLimit(io_uring_sqe* sqe, uint32_t limit) { sqe->file_index = li
 // that ends the arming, and leave the rest in the socket.
 bool ProbeMultishotRecv(io_uring& ring) {
   auto pool = RecvBufferPool::Create(4, 64);
-  if (pool == nullptr || pool->Register(ring) != 0) return false;
+  if (pool == nullptr || pool->Register(ring, 4) != 0) return false;
   int sv[2];
   int runs = 0;
   bool limited = false;
@@ -949,7 +967,10 @@ class IoUringPoller final : public Poller, public CompletionIo {
     return calls;
   }
 
+  // RequeueStarved() re-arms the receives that found the ring empty, after doubling
+  // the buffers in it (up to all of them): once per batch, however many starved.
   void RequeueStarved() {
+    if (!starved_.empty() && pool_ != nullptr) pool_->Grow();
     for (OpId id : starved_) {
       Op* op = FindOp(id);
       if (op != nullptr && !op->in_kernel && !op->paused && !op->ended && !op->cancelled) {
@@ -1020,7 +1041,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
     if (pool_ != nullptr && pool_registered_ != -1) graveyard_pools_.push_back(std::move(pool_));
     if (pool_ == nullptr) pool_ = RecvBufferPool::Create(recv_buffers_, kRecvBufferSize);
     if (pool_ == nullptr) return ENOMEM;
-    if (const int ret = pool_->Register(ring_); ret < 0) return -ret;
+    if (const int ret = pool_->Register(ring_, kInitialRecvBuffers); ret < 0) return -ret;
     pool_registered_ = ring_.ring_fd;
     return 0;
   }

@@ -36,8 +36,9 @@
 //
 // Socket I/O (Poller::completion_io(), backends/completion_io.h) is offered where the
 // kernel has provided-buffer rings and multishot receives (Linux 6.0+): each receive
-// stays armed and takes buffers from one ring of 1,024 2 KiB buffers per poller, which
-// is registered at the first receive; elsewhere completion_io() is nullptr.
+// stays armed and takes buffers from one ring of 2 KiB buffers per poller, which is
+// registered at the first receive with 64 buffers and grows, up to 1,024, when receives
+// find it empty; elsewhere completion_io() is nullptr.
 
 #ifndef IOLOOP_BACKENDS_IO_URING_IO_URING_POLLER_H_
 #define IOLOOP_BACKENDS_IO_URING_IO_URING_POLLER_H_
@@ -56,8 +57,10 @@ namespace ioloop {
 // Thread-safe.
 absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPoller();
 
-// NewIoUringPollerForTesting() is NewIoUringPoller() with `recv_buffers` (a power of
-// two, at most 32768) receive buffers instead of 1,024, to run a pool dry in tests.
+// NewIoUringPollerForTesting() is NewIoUringPoller() with a receive buffer ring that
+// holds at most `recv_buffers` (a power of two, at most 32768) instead of 1,024, to run
+// it dry in tests. The ring starts with up to 64 buffers and doubles, up to that bound,
+// whenever receives find it empty.
 absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPollerForTesting(unsigned recv_buffers);
 
 // IoUringSupport() is OK if this kernel offers what the backend needs, else the
