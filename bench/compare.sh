@@ -182,6 +182,10 @@ if [[ "$blocks" == *" stream "* ]]; then
 #     too, but strace's slow-down varies so much between runs on a shared machine
 #     that the two round-trip counts can come out in either order.)
 #   - round trips/s: the client's count over its run (median of REPS runs);
+#   - server CPU per round trip, user space and kernel: the serving thread's CPU time
+#     (clock_gettime, split by getrusage(RUSAGE_THREAD)'s ru_stime) over a 0 s run's,
+#     in the same runs; on loopback the kernel part includes the TCP work of the
+#     client's receives that the server's sends trigger;
 #   - memory per connection: (VmHWM after serving - VmRSS once listening) / connections,
 #     user-space memory only (the kernel's socket buffers are not in RSS);
 #   - allocations per round trip (over a 0 s run's) and bytes copied per byte echoed.
@@ -257,10 +261,16 @@ for conns in 50 1000; do
     rm -f "$log"
     line=$(stream_run "$impl" "$conns" 0)
     ops0=$(field ops "$line"); allocs0=$(field allocations "$line")
+    cpu0=$(field server_cpu_ns "$line"); kernel0=$(field server_kernel_ns "$line")
     for rep in $(seq 1 "$reps"); do
       line=$(stream_run "$impl" "$conns" 1000)
       ops=$(field ops "$line")
       emit "$impl" "$conns" round_trips_per_s "$(field client_round_trips "$line")"
+      kernel=$(($(field server_kernel_ns "$line") - kernel0))
+      emit "$impl" "$conns" server_user_us_per_round_trip \
+        "$(python3 -c "print(round(($(field server_cpu_ns "$line")-$cpu0-$kernel)/1000/max($ops-$ops0,1),3))")"
+      emit "$impl" "$conns" server_kernel_us_per_round_trip \
+        "$(python3 -c "print(round($kernel/1000/max($ops-$ops0,1),3))")"
       emit "$impl" "$conns" allocations_per_round_trip \
         "$(python3 -c "print(round(($(field allocations "$line")-$allocs0)/max($ops-$ops0,1),4))")"
       emit "$impl" "$conns" memory_per_connection_kb \

@@ -15,6 +15,8 @@ LABELS = {
     "instructions_per_round_trip": "instructions per round trip (user space)",
     "syscalls_per_round_trip": "system calls per round trip",
     "round_trips_per_s": "round trips/s",
+    "server_user_us_per_round_trip": "server CPU per round trip, user space (µs)",
+    "server_kernel_us_per_round_trip": "server CPU per round trip, kernel (µs)",
     "memory_per_connection_kb": "memory per connection (KiB, peak RSS delta)",
     "allocations_per_round_trip": "allocations per round trip",
     "bytes_copied_per_byte_echoed": "bytes copied per byte echoed",

@@ -29,6 +29,7 @@
 
 #include "backends/default_poller.h"
 #include "base/allocation_counter.h"
+#include "base/process_stats.h"
 #include "bench/adapters/ioloop_adapter.h"
 #include "bench/adapters/libevent_adapter.h"
 #include "bench/adapters/libuv_adapter.h"
@@ -69,6 +70,7 @@ long VmHwmKb() { return StatusKb("VmHWM:"); }
 struct W5Figures {
   long rss_before_kb;
   int64_t server_cpu_ns;
+  int64_t server_kernel_ns;  // The part of server_cpu_ns spent in the kernel.
   uint64_t allocations;
 };
 
@@ -83,8 +85,10 @@ W5Figures ServeW5(Server& server, long connections) {
   const uint64_t allocations0 = base::AllocationsInProcess();
   CALLGRIND_START_INSTRUMENTATION;
   const int64_t cpu0 = ThreadCpuNanos();
+  const int64_t kernel0 = base::ThreadKernelCpuNanos();
   server.ServeUntilAllClosed(static_cast<int>(connections));
   figures.server_cpu_ns = ThreadCpuNanos() - cpu0;
+  figures.server_kernel_ns = base::ThreadKernelCpuNanos() - kernel0;
   CALLGRIND_STOP_INSTRUMENTATION;
   figures.allocations = base::AllocationsInProcess() - allocations0;
   return figures;
@@ -132,10 +136,11 @@ int RunWorkload(const Args& a) {
     EchoServerWorkload<Loop> server(loop);
     const W5Figures figures = ServeW5(server, a.n);
     std::printf(
-        "impl=%s workload=w5server connections=%ld ops=%llu server_cpu_ns=%lld allocations=%llu "
-        "rss_before_kb=%ld peak_rss_kb=%ld\n",
+        "impl=%s workload=w5server connections=%ld ops=%llu server_cpu_ns=%lld "
+        "server_kernel_ns=%lld allocations=%llu rss_before_kb=%ld peak_rss_kb=%ld\n",
         Loop::kName, a.n, static_cast<unsigned long long>(server.messages()),
         static_cast<long long>(figures.server_cpu_ns),
+        static_cast<long long>(figures.server_kernel_ns),
         static_cast<unsigned long long>(figures.allocations), figures.rss_before_kb, VmHwmKb());
   } else {
     std::fprintf(stderr, "measure: unknown workload %s\n", a.workload.c_str());
@@ -202,11 +207,13 @@ int Main(int argc, char** argv) {
     const W5Figures figures = ServeW5(server, a.n);
     std::printf(
         "impl=%s poller=%s workload=w5server connections=%ld ops=%llu server_cpu_ns=%lld "
-        "allocations=%llu bytes_copied=%llu bytes_echoed=%llu rss_before_kb=%ld "
+        "server_kernel_ns=%lld allocations=%llu bytes_copied=%llu bytes_echoed=%llu "
+        "rss_before_kb=%ld "
         "peak_rss_kb=%ld\n",
         a.impl.c_str(), a.poller.empty() ? "default" : a.poller.c_str(), a.n,
         static_cast<unsigned long long>(server.messages()),
         static_cast<long long>(figures.server_cpu_ns),
+        static_cast<long long>(figures.server_kernel_ns),
         static_cast<unsigned long long>(figures.allocations),
         static_cast<unsigned long long>(server.bytes_copied()),
         static_cast<unsigned long long>(server.bytes_echoed()), figures.rss_before_kb, VmHwmKb());
