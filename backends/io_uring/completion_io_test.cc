@@ -208,8 +208,8 @@ TEST(CompletionIoPool, ReceivesThatRunThePoolDryGoOn) {
 }
 
 // More sockets with bytes waiting than the buffer ring starts with: the receives that
-// find it empty make it grow, and every socket's bytes arrive, twice over (the second
-// round on the grown ring).
+// find it empty make it grow, and every socket gets its own bytes, twice over (the
+// second round on the grown ring).
 TEST(CompletionIoPool, MoreSocketsThanTheRingStartsWithAllReceive) {
   auto made = NewIoUringPoller();
   if (!made.ok()) GTEST_SKIP() << made.status();
@@ -218,16 +218,17 @@ TEST(CompletionIoPool, MoreSocketsThanTheRingStartsWithAllReceive) {
   ASSERT_NE(io, nullptr);
   constexpr int kSockets = 300;
   std::vector<std::array<int, 2>> fds(kSockets);
-  std::vector<std::string> got(kSockets);
+  std::vector<std::string> got(kSockets), want(kSockets);
   for (int i = 0; i < kSockets; ++i) {
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds[i].data()), 0);
   }
-  std::string want;
+  EXPECT_EQ(IoUringRecvBuffersForTesting(*poller), 0u) << "registered at the first receive";
+  unsigned first_round_buffers = 0;
   for (int round = 0; round < 2; ++round) {
-    const std::string message = absl::StrCat("round ", round, ";");
-    want += message;
-    for (auto& pair : fds) {
-      ASSERT_EQ(write(pair[0], message.data(), message.size()), ssize_t(message.size()));
+    for (int i = 0; i < kSockets; ++i) {
+      const std::string message = absl::StrCat("socket ", i, " round ", round, ";");
+      want[i] += message;
+      ASSERT_EQ(write(fds[i][0], message.data(), message.size()), ssize_t(message.size()));
     }
     if (round == 0) {
       for (int i = 0; i < kSockets; ++i) {
@@ -237,22 +238,39 @@ TEST(CompletionIoPool, MoreSocketsThanTheRingStartsWithAllReceive) {
         });
       }
     }
-    for (int step = 0; step < 500; ++step) {
-      if (std::all_of(got.begin(), got.end(),
-                      [&](const std::string& g) { return g.size() == want.size(); })) {
-        break;
-      }
+    for (int step = 0; step < 500 && got != want; ++step) {
       std::vector<PollEvent> ready;
       ASSERT_TRUE(poller->Poll(absl::Milliseconds(10), ready).ok());
       io->RunCompleted([](absl::FunctionRef<void()> f) { f(); });
     }
-    for (int i = 0; i < kSockets; ++i) ASSERT_EQ(got[i], want) << "socket " << i;
+    for (int i = 0; i < kSockets; ++i) ASSERT_EQ(got[i], want[i]) << "socket " << i;
+    if (round == 0) first_round_buffers = IoUringRecvBuffersForTesting(*poller);
   }
+  EXPECT_GT(first_round_buffers, 64u) << "300 waiting receives grow the ring past 64";
+  EXPECT_LE(IoUringRecvBuffersForTesting(*poller), 1024u);
+  EXPECT_GE(IoUringRecvBuffersForTesting(*poller), first_round_buffers);
   poller.reset();
   for (auto& pair : fds) {
     close(pair[0]);
     close(pair[1]);
   }
+}
+
+// A receive at a time on one socket never finds the ring empty: it stays at 64.
+TEST_F(CompletionIoTest, OneStreamLeavesTheRingAtItsStartingSize) {
+  std::string got;
+  io_->RecvMany(fds_[1], 1 << 16, [&](int, absl::string_view data) {
+    absl::StrAppend(&got, data);
+    return data.size();
+  });
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(write(fds_[0], "ping", 4), 4);
+    for (int step = 0; step < 100 && got.size() < 4u * (i + 1); ++step) {
+      Step(absl::Milliseconds(10));
+    }
+  }
+  EXPECT_EQ(got.size(), 80u);
+  EXPECT_EQ(IoUringRecvBuffersForTesting(*poller_), 64u);
 }
 
 TEST_F(CompletionIoTest, BytesBeyondOneBufferArriveWholeAndInOrder) {

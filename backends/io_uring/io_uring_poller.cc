@@ -245,6 +245,8 @@ class RecvBufferPool {
     AddBuffers(std::min(population_, count_ - population_));
     return true;
   }
+  // Population() is how many buffers are in the ring (in it or out with receives).
+  unsigned Population() const { return population_; }
   // Give() returns buffer `bid`, which the kernel filled, to the ring.
   void Give(uint16_t bid) {
     io_uring_buf_ring_add(ring_, Buffer(bid), static_cast<unsigned>(size_), bid, mask_, 0);
@@ -967,18 +969,23 @@ class IoUringPoller final : public Poller, public CompletionIo {
     return calls;
   }
 
-  // RequeueStarved() re-arms the receives that found the ring empty, after doubling
-  // the buffers in it (up to all of them): once per batch, however many starved.
+  // RequeueStarved() re-arms the receives that found the ring empty and still want
+  // bytes, after doubling the buffers in it (up to all of them): once per batch,
+  // however many starved.
   void RequeueStarved() {
-    if (!starved_.empty() && pool_ != nullptr) pool_->Grow();
+    bool grown = false;
     for (OpId id : starved_) {
       Op* op = FindOp(id);
       if (op != nullptr && !op->in_kernel && !op->paused && !op->ended && !op->cancelled) {
+        if (!grown && pool_ != nullptr && pool_registered_ == ring_.ring_fd) pool_->Grow();
+        grown = true;
         QueueOp(*op);
       }
     }
     starved_.clear();
   }
+
+  friend unsigned ::ioloop::IoUringRecvBuffersForTesting(Poller& poller);
 
   // QueueOps() puts every queued operation in the submission queue. Returns 0 or an
   // errno (the operations not queued stay for the next round).
@@ -1532,6 +1539,12 @@ absl::Status IoUringSupport() { return Support().status; }
 
 absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPoller() {
   return NewIoUringPollerForTesting(kRecvBuffers);
+}
+
+unsigned IoUringRecvBuffersForTesting(Poller& poller) {
+  auto* io_uring = dynamic_cast<IoUringPoller*>(&poller);
+  IOLOOP_CHECK(io_uring != nullptr, "IoUringRecvBuffersForTesting: not an io_uring poller");
+  return io_uring->pool_ == nullptr ? 0 : io_uring->pool_->Population();
 }
 
 absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPollerForTesting(unsigned recv_buffers) {

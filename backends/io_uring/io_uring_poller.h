@@ -63,6 +63,11 @@ absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPoller();
 // whenever receives find it empty.
 absl::StatusOr<std::unique_ptr<Poller>> NewIoUringPollerForTesting(unsigned recv_buffers);
 
+// IoUringRecvBuffersForTesting() is how many buffers `poller`'s receive buffer ring
+// holds now (0 before its first receive). `poller` must come from NewIoUringPoller()
+// or NewIoUringPollerForTesting(); call it on the thread that polls it.
+unsigned IoUringRecvBuffersForTesting(Poller& poller);
+
 // IoUringSupport() is OK if this kernel offers what the backend needs, else the
 // Unavailable status NewIoUringPoller() would return. Probed once per process (the
 // first call creates and destroys one small ring); thread-safe.
