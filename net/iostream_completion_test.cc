@@ -69,6 +69,17 @@ class IOStreamCompletionTest : public ::testing::Test {
     EXPECT_EQ(stream->UsesCompletions(), options.use_completions);
     return stream;
   }
+  // RunUntilPeerReadsEof() runs the loop, appending what the peer reads to `got`, until
+  // the peer reads EOF; false if that does not happen within RunUntil()'s limit.
+  bool RunUntilPeerReadsEof(std::string& got) {
+    fcntl(peer_, F_SETFL, fcntl(peer_, F_GETFL) | O_NONBLOCK);
+    return t_->RunUntil([&] {
+      char buf[65536];
+      ssize_t n;
+      while ((n = read(peer_, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+      return n == 0;
+    });
+  }
 
   std::unique_ptr<NetTestLoop> t_;
   int peer_ = -1;
@@ -150,15 +161,7 @@ TEST_F(IOStreamCompletionTest, SmallWritesKeepTheirOrderAndShutdownWaitsForThem)
   EXPECT_EQ(stream->WriteBufferSize(), want.size()) << "copied or queued, all counted";
   stream->ShutdownWrite();
   std::string got;
-  fcntl(peer_, F_SETFL, fcntl(peer_, F_GETFL) | O_NONBLOCK);
-  bool eof = false;
-  ASSERT_TRUE(t_->RunUntil([&] {
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(peer_, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
-    eof = n == 0;
-    return eof;
-  }));
+  ASSERT_TRUE(RunUntilPeerReadsEof(got));
   EXPECT_EQ(got, want) << "the EOF only after every byte, in order";
   EXPECT_EQ(stream->WriteBufferSize(), 0u);
 }
@@ -169,15 +172,7 @@ TEST_F(IOStreamCompletionTest, ShutdownWriteHalfClosesOnceTheSendsCompleted) {
   ASSERT_TRUE(stream->Write(big).ok());
   stream->ShutdownWrite();
   std::string got;
-  fcntl(peer_, F_SETFL, fcntl(peer_, F_GETFL) | O_NONBLOCK);
-  bool eof = false;
-  ASSERT_TRUE(t_->RunUntil([&] {
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(peer_, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
-    eof = n == 0;
-    return eof;
-  }));
+  ASSERT_TRUE(RunUntilPeerReadsEof(got));
   EXPECT_EQ(got, big);
   EXPECT_FALSE(stream->Closed()) << "half-closed: the stream still reads";
   ASSERT_TRUE(WriteAll(peer_, "after\n"));
