@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -8,10 +9,30 @@
 #include "base/eintr.h"
 #include "base/errno_status.h"
 #include "base/mutex.h"
+#include "base/process_stats.h"
 #include "gtest/gtest.h"
 
 namespace ioloop {
 namespace {
+
+// Reading /dev/zero spends the thread's time in the kernel (zero-filling), so the
+// kernel part grows and stays within the thread's CPU time (plus one sampling tick).
+TEST(ProcessStatsTest, KernelCpuIsAPartOfTheThreadsCpu) {
+  const int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(zero, 0);
+  static char buffer[1 << 20];
+  const int64_t cpu0 = base::ThreadCpuNanos();
+  const int64_t kernel0 = base::ThreadKernelCpuNanos();
+  ASSERT_GE(kernel0, 0) << "Linux keeps a per-thread split";
+  while (base::ThreadCpuNanos() - cpu0 < 200'000'000) {
+    ASSERT_EQ(read(zero, buffer, sizeof buffer), ssize_t{sizeof buffer});
+  }
+  const int64_t cpu = base::ThreadCpuNanos() - cpu0;
+  const int64_t kernel = base::ThreadKernelCpuNanos() - kernel0;
+  close(zero);
+  EXPECT_GT(kernel, 0);
+  EXPECT_LE(kernel, cpu + 20'000'000);
+}
 
 TEST(ErrnoStatusTest, NamesTheCallTheFdAndTheCause) {
   const absl::Status s = ErrnoStatus(EBADF, "epoll: epoll_ctl(ADD)", 7);

@@ -38,11 +38,16 @@ inline int64_t ProcessCpuNanos() {
 // ThreadKernelCpuNanos(): the part of ThreadCpuNanos() the calling thread spent in the
 // kernel (getrusage(RUSAGE_THREAD)'s ru_stime; the kernel splits a thread's CPU time
 // between user and kernel by sampling, so the split is close, not exact, over short
-// intervals). Linux only.
+// intervals). -1 where the platform keeps no per-thread split (RUSAGE_THREAD is
+// Linux's).
 inline int64_t ThreadKernelCpuNanos() {
+#ifdef RUSAGE_THREAD
   rusage u;
   getrusage(RUSAGE_THREAD, &u);
   return u.ru_stime.tv_sec * int64_t{1000000000} + u.ru_stime.tv_usec * int64_t{1000};
+#else
+  return -1;
+#endif
 }
 
 // PeakRssKb(): the process's peak resident set size so far, in KiB (ru_maxrss).
