@@ -16,7 +16,8 @@ namespace ioloop {
 namespace {
 
 // Reading /dev/zero spends the thread's time in the kernel (zero-filling), so the
-// kernel part grows and stays within the thread's CPU time (plus one sampling tick).
+// kernel part grows and stays within the thread's CPU time (plus slack for the
+// kernel's sampled split).
 TEST(ProcessStatsTest, KernelCpuIsAPartOfTheThreadsCpu) {
   const int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(zero, 0);

@@ -35,6 +35,7 @@ inline int64_t ProcessCpuNanos() {
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec * int64_t{1000000000} + ts.tv_nsec;
 }
+
 // ThreadKernelCpuNanos(): the part of ThreadCpuNanos() the calling thread spent in the
 // kernel (getrusage(RUSAGE_THREAD)'s ru_stime; the kernel splits a thread's CPU time
 // between user and kernel by sampling, so the split is close, not exact, over short

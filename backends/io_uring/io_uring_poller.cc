@@ -239,12 +239,8 @@ class RecvBufferPool {
     AddBuffers(std::min(initial, count_));
     return 0;
   }
-  // Grow() doubles the buffers in the ring (up to `count`); false if all are in.
-  bool Grow() {
-    if (population_ == count_) return false;
-    AddBuffers(std::min(population_, count_ - population_));
-    return true;
-  }
+  // Grow() doubles the buffers in the ring, up to `count` (none once all are in).
+  void Grow() { AddBuffers(std::min(population_, count_ - population_)); }
   // Population() is how many buffers are in the ring (in it or out with receives).
   unsigned Population() const { return population_; }
   // Give() returns buffer `bid`, which the kernel filled, to the ring.
@@ -281,7 +277,7 @@ class RecvBufferPool {
   const unsigned count_;
   const size_t size_;
   const int mask_;
-  unsigned population_ = 0;  // Buffers 0 to population_ - 1 are in use.
+  unsigned population_ = 0;  // Buffers 0 to population_ - 1 are in the ring.
   io_uring_buf_ring* ring_ = nullptr;
   char* base_ = nullptr;
 };
